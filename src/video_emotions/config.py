@@ -1,0 +1,105 @@
+"""Settings from ``VE_*`` environment variables, a ``.env`` file and the seed's ``videoConfig.ini``.
+
+Precedence, highest first: environment, ``.env``, ``videoConfig.ini``, defaults. The ini file
+is looked up at ``VE_CONFIG_INI`` (default ``config/videoConfig.ini``) so an existing seed
+deployment keeps its settings when it moves over.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+#: Seed ini (section, key) → our setting name.
+SEED_INI_KEYS: dict[tuple[str, str], str] = {
+    ("GENERAL", "Filename"): "video_filename",
+    ("VIDEOEMOTION", "Interval"): "interval",
+    ("SUPABASE", "InputBucket"): "bucket",
+    ("SUPABASE", "Url"): "supabase_url",
+}
+
+
+def default_model_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "video-emotions" / "models"
+
+
+class SeedIniSource(PydanticBaseSettingsSource):
+    """Reads the seed's ``config/videoConfig.ini`` keys that map onto our settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = Path(os.environ.get("VE_CONFIG_INI", "config/videoConfig.ini"))
+        parser = configparser.ConfigParser()
+        parser.optionxform = str  # keep the seed's key case
+        if path.is_file():
+            parser.read(path)
+        self._values: dict[str, Any] = {}
+        for (section, key), name in SEED_INI_KEYS.items():
+            if parser.has_option(section, key):
+                self._values[name] = parser.get(section, key).strip().strip('"')
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="VE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Folder for the embedded database and storage.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir.")
+    storage_url: str | None = Field(None, description="file://FOLDER; default: data_dir/storage.")
+    bucket: str = Field("interviews", description="Bucket holding the interview videos and logs.")
+    video_filename: str = Field("raw.mp4", description="File name of an interview's video.")
+    interval: float = Field(1.0, gt=0, description="Seconds between sampled frames.")
+    model_dir: Path = Field(default_factory=default_model_dir, description="Model file cache.")
+    default_model: str = Field("default", description="Engine used when a request names none.")
+    crop_margin: float = Field(0.5, ge=0, description="Face crop: box side enlarged by this share.")
+    detector_threshold: float = Field(0.5, gt=0, lt=1, description="BlazeFace score threshold.")
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8003, description="Port the API listens on.")
+    workers: int = Field(1, ge=1, description="Analyses that run at the same time.")
+    supabase_url: str | None = Field(None, description="Seed setting, kept for the S3 backend.")
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _parse_interval(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, SeedIniSource(settings_cls))
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'video_emotions.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

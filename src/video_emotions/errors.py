@@ -1,0 +1,19 @@
+"""Errors that carry a message meant for the user: what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class VideoEmotionsError(Exception):
+    """Base of every error the service reports to its caller."""
+
+
+class InputError(VideoEmotionsError):
+    """The request or its data is wrong (bad segments, unknown model, video that does not decode)."""
+
+
+class NotFoundError(VideoEmotionsError):
+    """A session, interview or video that the request names does not exist."""
+
+
+class ModelUnavailableError(VideoEmotionsError):
+    """A model cannot run here: an extra, a file or a setting is missing."""

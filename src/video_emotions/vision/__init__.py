@@ -1,0 +1,1 @@
+"""Face detection and expression classification: engines, model files, the model registry."""
