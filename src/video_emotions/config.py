@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     interval: float = Field(1.0, gt=0, description="Seconds between sampled frames.")
     model_dir: Path = Field(default_factory=default_model_dir, description="Model file cache.")
     default_model: str = Field("default", description="Engine used when a request names none.")
+    model_aliases: str = Field(
+        "", description="Operator's name mapping, e.g. 'deepface=default,yolo=default'."
+    )
     crop_margin: float = Field(0.5, ge=0, description="Face crop: box side enlarged by this share.")
     detector_threshold: float = Field(0.5, gt=0, lt=1, description="BlazeFace score threshold.")
     host: str = Field("127.0.0.1", description="Address the API listens on.")

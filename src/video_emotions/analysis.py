@@ -1,0 +1,110 @@
+"""Segments + video + engine → per-segment results. No database, no network: pure analysis.
+
+Decoding and inference overlap: the sampler runs in a thread of its own and hands frames
+through a small queue to the engine, which classifies them in batches.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from video_emotions.domain import FrameResult, Sample, Segment, SegmentResult
+from video_emotions.errors import InputError
+from video_emotions.video.sampler import probe, sample_frames, validate_segments
+from video_emotions.vision.engine import EmotionEngine
+
+#: Frames classified together: big enough for batching to pay, small enough to keep memory low.
+BATCH_SIZE = 16
+
+_DONE = object()
+
+
+def expected_samples(segments: Sequence[Segment], interval: float, duration: float) -> int:
+    """About how many frames the sampling rule takes (for progress bars)."""
+    total = 0
+    for segment in segments:
+        length = max(0.0, min(segment.end, duration) - segment.start)
+        total += math.ceil(length / interval) + 1
+    return total
+
+
+def _background(samples: Iterator[Sample], depth: int) -> Iterator[Sample]:
+    """Run ``samples`` in a thread, ``depth`` frames ahead of the consumer; re-raise its errors here."""
+    handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for sample in samples:
+                if stop.is_set():
+                    return
+                handoff.put(sample)
+            handoff.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            handoff.put(exc)
+
+    thread = threading.Thread(target=produce, name="frame-sampler", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Sample)
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def analyse_video(
+    path: Path,
+    segments: Sequence[Segment],
+    engine: EmotionEngine,
+    *,
+    interval: float,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SegmentResult]:
+    """Sample each segment of ``path`` and estimate the candidate's expression in every sample.
+
+    Returns one result per segment, in the order given. ``progress(done, expected)`` is called
+    after each batch. Raises InputError for a video or segments the analysis cannot use.
+    """
+    if not segments:
+        raise InputError("no candidate segments to analyse")
+    if len({segment.id for segment in segments}) != len(segments):
+        raise InputError("segment ids must be unique")
+    info = probe(path)
+    validate_segments(segments, info)
+    expected = expected_samples(segments, interval, info.duration)
+    results = {segment.id: SegmentResult(segment) for segment in segments}
+    done = 0
+    batch: list[Sample] = []
+
+    def flush() -> None:
+        nonlocal done
+        estimates = engine.estimate([sample.image for sample in batch])
+        for sample, estimate in zip(batch, estimates, strict=True):
+            results[sample.segment_id].frames.append(FrameResult(sample.index, sample.time, estimate))
+        done += len(batch)
+        batch.clear()
+        if progress is not None:
+            progress(done, max(expected, done))
+
+    for sample in _background(sample_frames(path, segments, interval, threads=0), depth=2 * BATCH_SIZE):
+        batch.append(sample)
+        if len(batch) == BATCH_SIZE:
+            flush()
+    if batch:
+        flush()
+    return [results[segment.id] for segment in segments]

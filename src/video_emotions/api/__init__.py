@@ -1,0 +1,1 @@
+"""The HTTP API: validates, enqueues and reads; never analyses on the event loop."""

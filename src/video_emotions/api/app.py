@@ -1,0 +1,170 @@
+"""FastAPI application factory and routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from video_emotions import __version__
+from video_emotions.config import Settings, get_settings
+from video_emotions.context import ServiceContext
+from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError, VideoEmotionsError
+from video_emotions.jobs.local import LocalExecutor
+from video_emotions.storage.blobs import video_key
+
+#: HTTP status for each kind of failure a job or a check can end with.
+STATUS_BY_KIND = {"input": 422, "not_found": 404, "model_unavailable": 422, "internal": 500}
+
+PositiveId = Annotated[int, Query(gt=0, description="A positive integer id.")]
+
+
+def _status_for(exc: VideoEmotionsError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, InputError | ModelUnavailableError):
+        return 422
+    return 500
+
+
+def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model_type: str) -> str:
+    """Everything that can be checked before a job is queued; returns the engine name."""
+    engine = ctx.models.check(model_type)
+    interview = ctx.db.interview(interview_id)
+    if interview is None:
+        raise NotFoundError(f"interview {interview_id} does not exist")
+    if interview["session_id"] != session_id:
+        raise NotFoundError(
+            f"interview {interview_id} belongs to session {interview['session_id']}, not {session_id}"
+        )
+    key = video_key(session_id, interview_id, ctx.settings.video_filename)
+    if not ctx.blobs.exists(key):
+        raise NotFoundError(f"no video for interview {interview_id}: {key} is not in storage")
+    segments = ctx.db.candidate_segments(interview_id)
+    if not segments:
+        raise InputError(f"interview {interview_id} has no candidate (speaker 0) segments in results")
+    bad = [s for s in segments if s.end <= s.start or s.start < 0]
+    if bad:
+        listed = ", ".join(f"{s.id} ({s.start * 1000:g}-{s.end * 1000:g} ms)" for s in bad)
+        raise InputError(f"candidate segments must have 0 <= start < end; these do not: {listed}")
+    return engine
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await run_in_threadpool(ServiceContext.from_settings, settings)
+        app.state.ctx = ctx
+        app.state.executor = LocalExecutor(ctx, settings.workers)
+        yield
+        await run_in_threadpool(app.state.executor.shutdown)
+        ctx.db.dispose()
+
+    app = FastAPI(
+        title="Video emotions analysis",
+        version=__version__,
+        description="Facial expression estimates for interview videos (what a face shows, "
+        "not what a person feels).",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(VideoEmotionsError)
+    async def _known_error(_request: Request, exc: VideoEmotionsError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"][1:]) or "request"
+            got = f" (got {error['input']!r})" if error.get("input") is not None else ""
+            problems.append(f"{where}: {error['msg']}{got}")
+        return JSONResponse({"detail": "; ".join(problems), "errors": exc.errors()}, status_code=422)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/analyse_video")
+    async def analyse_video(
+        request: Request, session_id: PositiveId, interview_id: PositiveId, model_type: str | None = None
+    ) -> JSONResponse:
+        """Analyse an interview as Interviewz calls it; answer once every segment is written.
+
+        The job runs in the worker pool, not in this request: a caller that leaves early does
+        not stop it, and its results are still written.
+        """
+        ctx: ServiceContext = request.app.state.ctx
+        requested = model_type or settings.default_model
+        await run_in_threadpool(check_request, ctx, session_id, interview_id, requested)
+        job_id, future = request.app.state.executor.submit(session_id, interview_id, requested)
+        await asyncio.shield(asyncio.wrap_future(future))
+        job = await run_in_threadpool(ctx.db.job, job_id)
+        if job is None or job.status != "done":
+            kind = job.error_kind if job else "internal"
+            detail = job.error if job else "job record lost"
+            return JSONResponse(
+                {"detail": detail, "job_id": job_id}, status_code=STATUS_BY_KIND.get(kind or "", 500)
+            )
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/v1/interviews/{interview_id}/emotions")
+    async def interview_emotions(request: Request, interview_id: int, frames: bool = False) -> dict[str, Any]:
+        """Per-segment results with summaries (and, with ``frames=true``, per-frame detail)."""
+        ctx: ServiceContext = request.app.state.ctx
+        interview = await run_in_threadpool(ctx.db.interview, interview_id)
+        if interview is None:
+            raise NotFoundError(f"interview {interview_id} does not exist")
+        stored = await run_in_threadpool(ctx.db.segment_results, interview_id)
+        rows = {row["id"]: row for row in await run_in_threadpool(ctx.db.results_rows, interview_id)}
+        segments = []
+        for item in stored:
+            segment = {
+                "result_id": item["result_id"],
+                "start_ms": item["start_ms"],
+                "end_ms": item["end_ms"],
+                "engine": item["engine"],
+                "model_sha256": item["model_sha256"],
+                "job_id": item["job_id"],
+                "summary": item["summary"],
+                "video_emotions": rows.get(item["result_id"], {}).get("video_emotions"),
+            }
+            if frames:
+                segment["frames"] = item["frames"]
+            segments.append(segment)
+        return {
+            "interview_id": interview_id,
+            "session_id": interview["session_id"],
+            "video_ok": bool(interview["video_ok"]),
+            "segments": segments,
+            "segments_without_face": [
+                s["result_id"] for s in segments if s["summary"]["frames_with_face"] == 0
+            ],
+        }
+
+    @app.get("/v1/jobs/{job_id}")
+    async def job_status(request: Request, job_id: str) -> dict[str, Any]:
+        ctx: ServiceContext = request.app.state.ctx
+        job = await run_in_threadpool(ctx.db.job, job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id} does not exist")
+        return job.__dict__
+
+    @app.get("/v1/models")
+    async def models(request: Request) -> dict[str, Any]:
+        ctx: ServiceContext = request.app.state.ctx
+        return {
+            "default": settings.default_model,
+            "aliases": ctx.models.aliases,
+            "models": [status.__dict__ for status in ctx.models.statuses()],
+        }
+
+    return app

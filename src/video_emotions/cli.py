@@ -1,0 +1,176 @@
+"""Command line: analyse | ingest | serve | models."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from video_emotions.config import get_settings
+from video_emotions.domain import Segment
+from video_emotions.errors import VideoEmotionsError
+
+app = typer.Typer(help="Facial expression estimates for interview videos.", no_args_is_help=True)
+models_app = typer.Typer(help="Model files: pull them ahead of time, list the cache.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+
+
+def _fail(exc: VideoEmotionsError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def analyse(
+    video: Annotated[Path, typer.Argument(help="A local video file.")],
+    segments: Annotated[
+        Path | None, typer.Option(help="JSON list of {start, end} in ms; default: the whole video.")
+    ] = None,
+    interval: Annotated[float | None, typer.Option(help="Seconds between samples (default 1).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write results to FILE.json or FILE.csv.")] = None,
+    model: Annotated[str | None, typer.Option(help="model_type to use.")] = None,
+) -> None:
+    """Analyse a local video; prints (or writes) the legacy JSON per segment with summaries."""
+    from video_emotions.analysis import analyse_video
+    from video_emotions.results import legacy_segment, segment_summary, segments_csv
+    from video_emotions.segmentfile import load_segments
+    from video_emotions.video.sampler import probe
+    from video_emotions.vision.registry import ModelRegistry
+
+    settings = get_settings()
+    try:
+        if segments is not None:
+            chosen = [s for s in load_segments(segments) if s.speaker == 0]
+        else:
+            chosen = [Segment(id=1, start=0.0, end=probe(video).duration)]
+        engine = ModelRegistry(settings).load(model)
+        with Progress(
+            TextColumn("analysing"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
+            TimeRemainingColumn(), console=console,
+        ) as bar:
+            task = bar.add_task("frames", total=None)
+            results = analyse_video(
+                video,
+                chosen,
+                engine,
+                interval=interval or settings.interval,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except VideoEmotionsError as exc:
+        raise _fail(exc) from exc
+    if out is not None and out.suffix.lower() == ".csv":
+        out.write_text(segments_csv(results))
+        console.print(f"wrote {out}")
+        return
+    document = {
+        "engine": engine.name,
+        "model_file": engine.model_file,
+        "model_sha256": engine.model_sha256,
+        "segments": [
+            {
+                "id": r.segment.id,
+                "start_ms": r.segment.start * 1000.0,
+                "end_ms": r.segment.end * 1000.0,
+                "summary": segment_summary(r),
+                "video_emotions": legacy_segment(r),
+            }
+            for r in results
+        ],
+    }
+    text = json.dumps(document, indent=1)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
+
+
+@app.command()
+def ingest(
+    video: Annotated[Path, typer.Argument(help="The interview's video file.")],
+    session: Annotated[int, typer.Option(help="Session id (created if new).")],
+    interview: Annotated[int, typer.Option(help="Interview id (must be new).")],
+    segments: Annotated[
+        Path | None, typer.Option(help="JSON list of {start, end, speaker?, id?}; default: whole video.")
+    ] = None,
+) -> None:
+    """Register an interview in the configured database and storage so /analyse_video can run on it."""
+    from video_emotions.context import ServiceContext
+    from video_emotions.segmentfile import load_segments
+    from video_emotions.storage.blobs import video_key
+    from video_emotions.video.sampler import probe
+
+    settings = get_settings()
+    try:
+        if session <= 0 or interview <= 0:
+            raise VideoEmotionsError("--session and --interview must be positive integers")
+        probe(video)
+        rows = (
+            load_segments(segments)
+            if segments is not None
+            else [Segment(id=0, start=0.0, end=probe(video).duration)]
+        )
+        ctx = ServiceContext.from_settings(settings)
+        if ctx.db.interview(interview) is not None:
+            raise VideoEmotionsError(f"interview {interview} already exists")
+        key = video_key(session, interview, settings.video_filename)
+        ctx.blobs.put(key, video)
+        ids = ctx.db.ingest(session_id=session, interview_id=interview, segments=rows)
+    except VideoEmotionsError as exc:
+        raise _fail(exc) from exc
+    console.print(f"interview {interview} (session {session}): video at {key}, results rows {ids}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (VE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (VE_PORT, default 8003).")] = None,
+) -> None:
+    """Start the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from video_emotions.api.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@models_app.command("pull")
+def models_pull() -> None:
+    """Download, check and convert every model file the default pipeline needs."""
+    from video_emotions.vision.mini_xception import ensure_mini_xception_onnx
+    from video_emotions.vision.modelfiles import DEFAULT_SOURCES, ModelCache
+
+    cache = ModelCache(get_settings().model_dir)
+    try:
+        for source in DEFAULT_SOURCES:
+            console.print(f"{source.name}: {cache.fetch(source)}")
+        console.print(f"mini-xception (ONNX): {ensure_mini_xception_onnx(cache)}")
+    except VideoEmotionsError as exc:
+        raise _fail(exc) from exc
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the model files in the cache with their sources, licences and sha256."""
+    from video_emotions.vision.modelfiles import DEFAULT_SOURCES, ModelCache, file_sha256
+
+    cache = ModelCache(get_settings().model_dir)
+    table = Table(title=f"model cache: {cache.root}")
+    for column in ("model", "file", "source", "licence", "sha256", "state"):
+        table.add_column(column)
+    for source in DEFAULT_SOURCES:
+        path = cache.path(source)
+        state = "missing"
+        if path.is_file():
+            state = "ok" if file_sha256(path) == source.sha256 else "sha256 MISMATCH"
+        table.add_row(source.name, path.name, source.origin, source.license, source.sha256[:16], state)
+    Console().print(table)

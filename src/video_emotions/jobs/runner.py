@@ -1,0 +1,127 @@
+"""The one place an analysis job runs: read segments and video, analyse, write everything at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import datetime
+
+from video_emotions.analysis import analyse_video
+from video_emotions.context import ServiceContext
+from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError
+from video_emotions.results import frame_details, legacy_segment, segment_summary
+from video_emotions.storage.blobs import log_key, video_key
+from video_emotions.storage.db import SegmentWrite, utcnow
+from video_emotions.vision.engine import EmotionEngine
+
+logger = logging.getLogger(__name__)
+
+#: Engines are loaded once per worker thread: a detector instance is not shared between threads.
+_engines = threading.local()
+
+
+def error_kind(exc: BaseException) -> str:
+    if isinstance(exc, NotFoundError):
+        return "not_found"
+    if isinstance(exc, ModelUnavailableError):
+        return "model_unavailable"
+    if isinstance(exc, InputError):
+        return "input"
+    return "internal"
+
+
+def engine_for(ctx: ServiceContext, name: str) -> EmotionEngine:
+    cache: dict[str, EmotionEngine] = _engines.__dict__.setdefault("by_name", {})
+    if name not in cache:
+        cache[name] = ctx.models.load(name)
+    return cache[name]
+
+
+class RunLog:
+    """The text log uploaded next to the video at the end of every run, successful or not."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        logger.info(message)
+        self.lines.append(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def run_job(ctx: ServiceContext, job_id: str) -> None:
+    """Run one job to its end; the job record says how it ended. Never raises for a failed analysis."""
+    job = ctx.db.job(job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    log = RunLog()
+    started = utcnow()
+    clock = time.perf_counter()
+    ctx.db.update_job(job_id, status="running", started_at=started)
+    log(f"job {job_id}: session {job.session_id}, interview {job.interview_id}, model_type {job.model_type}")
+    try:
+        engine_name = ctx.models.check(job.model_type)
+        engine = engine_for(ctx, engine_name)
+        log(f"engine {engine.name}, model file {engine.model_file}, sha256 {engine.model_sha256}")
+        ctx.db.update_job(
+            job_id, engine=engine.name, model_file=engine.model_file, model_sha256=engine.model_sha256
+        )
+        segments = ctx.db.candidate_segments(job.interview_id)
+        if not segments:
+            raise InputError(f"interview {job.interview_id} has no candidate (speaker 0) segments")
+        log(f"{len(segments)} candidate segments, interval {ctx.settings.interval} s")
+        key = video_key(job.session_id, job.interview_id, ctx.settings.video_filename)
+        with ctx.blobs.local_copy(key) as video:
+            results = analyse_video(video, segments, engine, interval=ctx.settings.interval)
+        writes = []
+        for result in results:
+            summary = segment_summary(result)
+            writes.append(
+                SegmentWrite(
+                    result_id=result.segment.id,
+                    start_ms=result.segment.start * 1000.0,
+                    end_ms=result.segment.end * 1000.0,
+                    video_emotions=legacy_segment(result),
+                    summary=summary,
+                    frames=frame_details(result),
+                )
+            )
+            log(
+                f"segment {result.segment.id} [{result.segment.start:.3f}, {result.segment.end:.3f}) s: "
+                f"{summary['frames']} frames, face in {summary['frames_with_face']}, "
+                f"dominant {summary['dominant']}"
+            )
+        empty = [w.result_id for w in writes if w.summary["frames_with_face"] == 0]
+        if empty:
+            log(f"WARNING: no face in any sampled frame of segments {empty}")
+        ctx.db.update_job(job_id, segments=len(writes))
+        ctx.db.write_results(
+            job_id=job_id,
+            interview_id=job.interview_id,
+            engine=engine.name,
+            model_sha256=engine.model_sha256,
+            segments=writes,
+        )
+        log(f"wrote {len(writes)} segments and video_ok in {time.perf_counter() - clock:.1f} s")
+    except Exception as exc:
+        kind = error_kind(exc)
+        if kind == "internal":
+            logger.exception("job %s failed", job_id)
+        log(f"FAILED ({kind}): {exc}")
+        ctx.db.update_job(job_id, status="failed", error_kind=kind, error=str(exc), finished_at=utcnow())
+    finally:
+        _upload_log(ctx, job_id, job.session_id, job.interview_id, started, log)
+
+
+def _upload_log(
+    ctx: ServiceContext, job_id: str, session_id: int, interview_id: int, started: datetime, log: RunLog
+) -> None:
+    key = log_key(session_id, interview_id, started)
+    try:
+        ctx.blobs.put(key, log.text().encode())
+        ctx.db.update_job(job_id, log_key=key)
+    except Exception:
+        logger.exception("could not upload the run log of job %s to %s", job_id, key)

@@ -1,0 +1,94 @@
+"""Result formats: the legacy per-segment JSON the Interviewz front end reads, and our summaries."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from video_emotions.domain import EMOTIONS, NO_FACE_KEY, FrameResult, SegmentResult
+
+NO_FACE_VALUE: dict[str, float] = {NO_FACE_KEY: 0.0}
+
+
+def frame_key(index: int, time: float) -> str:
+    """``frame_00003_12.480_seconds``: the frame's index inside its segment and its time."""
+    return f"frame_{index:05d}_{time:.3f}_seconds"
+
+
+def percentages(probabilities: dict[str, float]) -> dict[str, float]:
+    """Probabilities as percentages in descending order, scaled down to exactly 100 when over."""
+    values = {label: round(float(probabilities[label]) * 100.0, 3) for label in EMOTIONS}
+    total = sum(values.values())
+    if total > 100.0:
+        values = {label: value * 100.0 / total for label, value in values.items()}
+    return dict(sorted(values.items(), key=lambda item: item[1], reverse=True))
+
+
+def legacy_frame(frame: FrameResult) -> dict[str, float]:
+    probabilities = frame.estimate.probabilities
+    return dict(NO_FACE_VALUE) if probabilities is None else percentages(probabilities)
+
+
+def legacy_segment(result: SegmentResult) -> dict[str, dict[str, float]]:
+    """The ``results.video_emotions`` document of one segment, exactly as the front end expects."""
+    return {frame_key(f.index, f.time): legacy_frame(f) for f in result.frames}
+
+
+def segment_summary(result: SegmentResult) -> dict[str, Any]:
+    """Mean percentages over the frames with a face, the dominant expression and the usable share.
+
+    ``usable_share`` is the share of sampled frames where a face was found; a segment without
+    any face has ``usable_share`` 0, no means and a ``dominant`` of ``None``.
+    """
+    with_face = [f.estimate.probabilities for f in result.frames if f.estimate.probabilities is not None]
+    frames = len(result.frames)
+    means: dict[str, float] | None = None
+    dominant: str | None = None
+    if with_face:
+        means = {
+            label: round(100.0 * sum(p[label] for p in with_face) / len(with_face), 3) for label in EMOTIONS
+        }
+        means = dict(sorted(means.items(), key=lambda item: item[1], reverse=True))
+        dominant = next(iter(means))
+    return {
+        "frames": frames,
+        "frames_with_face": len(with_face),
+        "usable_share": round(len(with_face) / frames, 4) if frames else 0.0,
+        "dominant": dominant,
+        "mean": means,
+    }
+
+
+def frame_details(result: SegmentResult) -> list[dict[str, Any]]:
+    """Per-frame detail for our own tables and API: face box, detector score, number of faces."""
+    details = []
+    for frame in result.frames:
+        face = frame.estimate.face
+        details.append(
+            {
+                "index": frame.index,
+                "time": round(frame.time, 3),
+                "faces": frame.estimate.faces_found,
+                "box": None
+                if face is None
+                else [round(face.x, 1), round(face.y, 1), round(face.width, 1), round(face.height, 1)],
+                "score": None if face is None else round(face.score, 4),
+                "emotions": legacy_frame(frame) if face is not None else None,
+            }
+        )
+    return details
+
+
+def segments_csv(results: list[SegmentResult]) -> str:
+    """One row per sampled frame: segment, index, time, faces, then the seven percentages."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["segment_id", "index", "time", "faces", *EMOTIONS])
+    for result in results:
+        for frame in result.frames:
+            probabilities = frame.estimate.probabilities
+            row: list[Any] = [result.segment.id, frame.index, f"{frame.time:.3f}", frame.estimate.faces_found]
+            row += ["" if probabilities is None else round(probabilities[e] * 100.0, 3) for e in EMOTIONS]
+            writer.writerow(row)
+    return out.getvalue()

@@ -1,0 +1,39 @@
+"""Segments files: a JSON list of ``{"start": ms, "end": ms, "speaker"?: n, "id"?: n}``, as in ``results``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from video_emotions.domain import Segment
+from video_emotions.errors import InputError
+
+
+def load_segments(path: Path) -> list[Segment]:
+    """Read a segments file; ids default to 1, 2, ... in file order. Times become seconds."""
+    try:
+        items = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise InputError(f"segments file {path} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"segments file {path} is not JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise InputError(f"segments file {path} must hold a JSON list of {{start, end}} objects")
+    segments = []
+    for number, item in enumerate(items, start=1):
+        try:
+            start, end = float(item["start"]), float(item["end"])
+            segment = Segment(
+                id=int(item.get("id", number)),
+                start=start / 1000.0,
+                end=end / 1000.0,
+                speaker=int(item.get("speaker", 0)),
+            )
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise InputError(
+                f"segments file {path}, item {number}: needs numeric 'start' and 'end' in milliseconds"
+            ) from exc
+        if segment.end <= segment.start:
+            raise InputError(f"segments file {path}, item {number}: end must be after start")
+        segments.append(segment)
+    return segments

@@ -1,0 +1,115 @@
+"""Table definitions: the Interviewz tables exactly as the contract has them, and our own.
+
+The Interviewz tables (``sessions``, ``interviews``, ``results``) belong to the application:
+in the embedded default we create them when missing so the service runs alone; against a
+production database they already exist and we only read them and write the columns we own
+(``results.video_emotions``, ``interviews.video_ok``). Our own tables carry the ``ve_`` prefix.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    Uuid,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+#: bigint primary keys that still autoincrement on SQLite (which only does so for INTEGER).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+#: jsonb on PostgreSQL, JSON text elsewhere.
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("name", Text),
+    Column("user_id", Uuid),
+)
+
+interviews = Table(
+    "interviews",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("session_id", BigId, ForeignKey("sessions.id")),
+    Column("first_name", Text),
+    Column("last_name", Text),
+    Column("email", Text),
+    Column("raw_file_ok", Boolean, server_default=false()),
+    Column("diarization_ok", Boolean, server_default=false()),
+    Column("audio_ok", Boolean, server_default=false()),
+    Column("text_ok", Boolean, server_default=false()),
+    Column("video_ok", Boolean, server_default=false()),
+    Column("speaker_validation_ok", Boolean, server_default=false()),
+    Column("inference_ok", Boolean, server_default=false()),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("interview_id", BigId, ForeignKey("interviews.id")),
+    Column("start", Float(precision=53)),
+    Column("end", Float(precision=53)),
+    Column("speaker", SmallInteger),
+    Column("part", SmallInteger, nullable=False),
+    Column("text", String, nullable=False),
+    Column("user_id", Uuid),
+    Column("audio_emotions", Json),
+    Column("text_emotions", Json),
+    Column("video_emotions", Json),
+)
+
+INTERVIEWZ_TABLES = (sessions, interviews, results)
+
+jobs = Table(
+    "ve_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("session_id", BigInteger, nullable=False),
+    Column("interview_id", BigInteger, nullable=False, index=True),
+    Column("model_type", String(64), nullable=False),
+    Column("engine", String(64)),
+    Column("model_file", Text),
+    Column("model_sha256", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("error_kind", String(32)),
+    Column("error", Text),
+    Column("segments", Integer),
+    Column("log_key", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+segment_results = Table(
+    "ve_segment_results",
+    metadata,
+    Column("result_id", BigInteger, primary_key=True),
+    Column("interview_id", BigInteger, nullable=False, index=True),
+    Column("job_id", String(36), nullable=False),
+    Column("engine", String(64), nullable=False),
+    Column("model_sha256", String(64)),
+    Column("start_ms", Float(precision=53), nullable=False),
+    Column("end_ms", Float(precision=53), nullable=False),
+    Column("summary", Json, nullable=False),
+    Column("frames", Json, nullable=False),
+    Column("written_at", DateTime(timezone=True), nullable=False),
+)
+
+OWN_TABLES = (jobs, segment_results)
