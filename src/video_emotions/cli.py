@@ -52,8 +52,11 @@ def analyse(
             chosen = [Segment(id=1, start=0.0, end=probe(video).duration)]
         engine = ModelRegistry(settings).load(model)
         with Progress(
-            TextColumn("analysing"), BarColumn(), TextColumn("{task.completed}/{task.total} frames"),
-            TimeRemainingColumn(), console=console,
+            TextColumn("analysing"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} frames"),
+            TimeRemainingColumn(),
+            console=console,
         ) as bar:
             task = bar.add_task("frames", total=None)
             results = analyse_video(
@@ -161,7 +164,8 @@ def models_pull() -> None:
 @models_app.command("list")
 def models_list() -> None:
     """Show the model files in the cache with their sources, licences and sha256."""
-    from video_emotions.vision.modelfiles import DEFAULT_SOURCES, ModelCache, file_sha256
+    from video_emotions.vision.mini_xception import ONNX_FILENAME
+    from video_emotions.vision.modelfiles import DEFAULT_SOURCES, MINI_XCEPTION_KERAS, ModelCache, file_sha256
 
     cache = ModelCache(get_settings().model_dir)
     table = Table(title=f"model cache: {cache.root}")
@@ -173,4 +177,13 @@ def models_list() -> None:
         if path.is_file():
             state = "ok" if file_sha256(path) == source.sha256 else "sha256 MISMATCH"
         table.add_row(source.name, path.name, source.origin, source.license, source.sha256[:16], state)
+    onnx = cache.root / MINI_XCEPTION_KERAS.name / ONNX_FILENAME
+    table.add_row(
+        MINI_XCEPTION_KERAS.name,
+        onnx.name,
+        f"converted from {MINI_XCEPTION_KERAS.filename}",
+        MINI_XCEPTION_KERAS.license,
+        file_sha256(onnx)[:16] if onnx.is_file() else "",
+        "ok" if onnx.is_file() else "missing",
+    )
     Console().print(table)

@@ -6,9 +6,9 @@ The embedded default is a local folder standing in for the bucket (``file://`` U
 from __future__ import annotations
 
 import shutil
-from datetime import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse

@@ -176,9 +176,7 @@ class Database:
                     .values(video_emotions=seg.video_emotions)
                 )
                 conn.execute(
-                    delete(schema.segment_results).where(
-                        schema.segment_results.c.result_id == seg.result_id
-                    )
+                    delete(schema.segment_results).where(schema.segment_results.c.result_id == seg.result_id)
                 )
                 conn.execute(
                     insert(schema.segment_results).values(
@@ -195,14 +193,10 @@ class Database:
                     )
                 )
             conn.execute(
-                update(schema.interviews)
-                .where(schema.interviews.c.id == interview_id)
-                .values(video_ok=True)
+                update(schema.interviews).where(schema.interviews.c.id == interview_id).values(video_ok=True)
             )
             conn.execute(
-                update(schema.jobs)
-                .where(schema.jobs.c.id == job_id)
-                .values(status="done", finished_at=now)
+                update(schema.jobs).where(schema.jobs.c.id == job_id).values(status="done", finished_at=now)
             )
 
     def segment_results(self, interview_id: int) -> list[dict[str, Any]]:

@@ -66,16 +66,17 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
 
-    def weights(self, layer: str) -> dict[str, np.ndarray]:
-        """The layer's weights by short name (``kernel``, ``gamma``, ...)."""
-        if layer not in self._weights:
-            return {}
-        group = self._weights[layer]
+    def weights(self, layer: str, required: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """The layer's weights by short name (``kernel``, ``gamma``, ...), which must include ``required``."""
         found = {}
-        for raw in group.attrs.get("weight_names", []):
+        group = self._weights.get(layer)
+        for raw in group.attrs.get("weight_names", []) if group is not None else []:
             full = raw.decode() if isinstance(raw, bytes) else str(raw)
             short = full.rsplit("/", 1)[-1].split(":", 1)[0]
             found[short] = np.asarray(group[full], dtype=np.float32)
+        missing = [name for name in required if name not in found]
+        if missing:
+            raise KerasConversionError(f"layer {layer!r}: weights {missing} are missing from the file")
         return found
 
     def constant(self, name: str, array: np.ndarray) -> str:
@@ -94,8 +95,13 @@ def _pair(value: Any) -> tuple[int, int]:
     return int(first), int(second)
 
 
-def _pads(layer: dict, size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
-          dilations: tuple[int, int] = (1, 1)) -> list[int]:
+def _pads(
+    layer: dict,
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    dilations: tuple[int, int] = (1, 1),
+) -> list[int]:
     """ONNX pads ``[top, left, bottom, right]`` for Keras ``valid`` or ``same`` (TensorFlow's rule:
     the odd pixel goes at the bottom and right)."""
     padding = layer["config"].get("padding", "valid")
@@ -112,12 +118,18 @@ def _pads(layer: dict, size: tuple[int, int], kernel: tuple[int, int], strides: 
     return begin + end
 
 
-def _out_size(size: tuple[int, int], kernel: tuple[int, int], strides: tuple[int, int],
-              pads: list[int], dilations: tuple[int, int] = (1, 1)) -> tuple[int, int]:
-    return tuple(  # type: ignore[return-value]
+def _out_size(
+    size: tuple[int, int],
+    kernel: tuple[int, int],
+    strides: tuple[int, int],
+    pads: list[int],
+    dilations: tuple[int, int] = (1, 1),
+) -> tuple[int, int]:
+    height, width = (
         (n + pads[i] + pads[i + 2] - (k - 1) * d - 1) // s + 1
         for i, (n, k, s, d) in enumerate(zip(size, kernel, strides, dilations, strict=True))
     )
+    return height, width
 
 
 def _feature_map(layer: dict, tensor: _Tensor) -> tuple[int, tuple[int, int]]:
@@ -140,9 +152,19 @@ def _activation(graph: _Graph, layer: dict, tensor: _Tensor) -> _Tensor:
     raise KerasConversionError(f"layer {layer['name']!r}: activation {name!r} is not supported")
 
 
-def _conv(graph: _Graph, layer: dict, tensor: _Tensor, weight: np.ndarray, *, stage: str,
-          group: int = 1, bias: np.ndarray | None = None, strides: tuple[int, int] = (1, 1),
-          dilations: tuple[int, int] = (1, 1), pads: list[int] | None = None) -> _Tensor:
+def _conv(
+    graph: _Graph,
+    layer: dict,
+    tensor: _Tensor,
+    weight: np.ndarray,
+    *,
+    stage: str,
+    group: int = 1,
+    bias: np.ndarray | None = None,
+    strides: tuple[int, int] = (1, 1),
+    dilations: tuple[int, int] = (1, 1),
+    pads: list[int] | None = None,
+) -> _Tensor:
     """An ONNX Conv with ``weight`` already in ONNX layout (out, in / group, kh, kw)."""
     _, size = _feature_map(layer, tensor)
     kernel = (weight.shape[2], weight.shape[3])
@@ -152,8 +174,14 @@ def _conv(graph: _Graph, layer: dict, tensor: _Tensor, weight: np.ndarray, *, st
     if bias is not None:
         inputs.append(graph.constant(f"{prefix}/bias", bias))
     output = graph.node(
-        "Conv", inputs, prefix, kernel_shape=list(kernel), strides=list(strides),
-        dilations=list(dilations), pads=pads, group=group,
+        "Conv",
+        inputs,
+        prefix,
+        kernel_shape=list(kernel),
+        strides=list(strides),
+        dilations=list(dilations),
+        pads=pads,
+        group=group,
     )
     return _Tensor(output, (weight.shape[0], *_out_size(size, kernel, strides, pads, dilations)))
 
@@ -162,13 +190,20 @@ def _conv2d(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _Tensor:
     (tensor,) = inputs
     config = layer["config"]
     _, size = _feature_map(layer, tensor)
-    weights = graph.weights(layer["name"])
+    weights = graph.weights(layer["name"], required=["kernel"])
     kernel = weights["kernel"]  # (kh, kw, in / groups, out)
     strides, dilations = _pair(config.get("strides", 1)), _pair(config.get("dilation_rate", 1))
     out = _conv(
-        graph, layer, tensor, kernel.transpose(3, 2, 0, 1), stage="conv",
-        group=int(config.get("groups", 1)), bias=weights.get("bias") if config.get("use_bias") else None,
-        strides=strides, dilations=dilations, pads=_pads(layer, size, kernel.shape[:2], strides, dilations),
+        graph,
+        layer,
+        tensor,
+        kernel.transpose(3, 2, 0, 1),
+        stage="conv",
+        group=int(config.get("groups", 1)),
+        bias=weights.get("bias") if config.get("use_bias") else None,
+        strides=strides,
+        dilations=dilations,
+        pads=_pads(layer, size, kernel.shape[:2], strides, dilations),
     )
     return _activation(graph, layer, out)
 
@@ -178,18 +213,28 @@ def _separable_conv2d(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _Ten
     (tensor,) = inputs
     config = layer["config"]
     channels, size = _feature_map(layer, tensor)
-    weights = graph.weights(layer["name"])
+    weights = graph.weights(layer["name"], required=["depthwise_kernel", "pointwise_kernel"])
     depthwise = weights["depthwise_kernel"]  # (kh, kw, in, multiplier)
     pointwise = weights["pointwise_kernel"]  # (1, 1, in * multiplier, out)
     kh, kw, _, multiplier = depthwise.shape
     strides, dilations = _pair(config.get("strides", 1)), _pair(config.get("dilation_rate", 1))
     depth = _conv(
-        graph, layer, tensor, depthwise.reshape(kh, kw, channels * multiplier, 1).transpose(2, 3, 0, 1),
-        stage="depthwise", group=channels, strides=strides, dilations=dilations,
+        graph,
+        layer,
+        tensor,
+        depthwise.reshape(kh, kw, channels * multiplier, 1).transpose(2, 3, 0, 1),
+        stage="depthwise",
+        group=channels,
+        strides=strides,
+        dilations=dilations,
         pads=_pads(layer, size, (kh, kw), strides, dilations),
     )
     point = _conv(
-        graph, layer, depth, pointwise.transpose(3, 2, 0, 1), stage="pointwise",
+        graph,
+        layer,
+        depth,
+        pointwise.transpose(3, 2, 0, 1),
+        stage="pointwise",
         bias=weights.get("bias") if config.get("use_bias") else None,
     )
     return _activation(graph, layer, point)
@@ -202,7 +247,7 @@ def _batch_normalization(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _
     axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
     if axis not in (-1, len(tensor.shape)):
         raise KerasConversionError(f"layer {layer['name']!r}: only batch norm over channels is supported")
-    weights = graph.weights(layer["name"])
+    weights = graph.weights(layer["name"], required=["moving_mean", "moving_variance"])
     channels = tensor.shape[0]
     prefix = layer["name"]
     parameters = [
@@ -216,7 +261,9 @@ def _batch_normalization(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _
         for part, value in zip(("scale", "bias", "mean", "var"), parameters, strict=True)
     ]
     output = graph.node(
-        "BatchNormalization", [tensor.name, *names], f"{prefix}/batchnorm",
+        "BatchNormalization",
+        [tensor.name, *names],
+        f"{prefix}/batchnorm",
         epsilon=float(config.get("epsilon", 1e-3)),
     )
     return _Tensor(output, tensor.shape)
@@ -231,8 +278,12 @@ def _max_pooling2d(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _Tensor
     pads = _pads(layer, size, kernel, strides)
     # ONNX MaxPool leaves padded cells out of the max, as TensorFlow does.
     output = graph.node(
-        "MaxPool", [tensor.name], f"{layer['name']}/maxpool", kernel_shape=list(kernel),
-        strides=list(strides), pads=pads,
+        "MaxPool",
+        [tensor.name],
+        f"{layer['name']}/maxpool",
+        kernel_shape=list(kernel),
+        strides=list(strides),
+        pads=pads,
     )
     return _Tensor(output, (channels, *_out_size(size, kernel, strides, pads)))
 
@@ -266,9 +317,10 @@ def _flatten(graph: _Graph, layer: dict, inputs: list[_Tensor]) -> _Tensor:
     if len(tensor.shape) == 1:
         return tensor
     channels, (height, width) = _feature_map(layer, tensor)
-    # Keras flattens NHWC: go back to that order so that a following Dense sees its features in place.
+    # Keras flattens NHWC: go back to that layout to keep its order of the features.
     nhwc = graph.node("Transpose", [tensor.name], f"{layer['name']}/nhwc", perm=[0, 2, 3, 1])
-    return _Tensor(graph.node("Flatten", [nhwc], f"{layer['name']}/flatten", axis=1), (height * width * channels,))
+    flat = graph.node("Flatten", [nhwc], f"{layer['name']}/flatten", axis=1)
+    return _Tensor(flat, (height * width * channels,))
 
 
 _Converter = Callable[[_Graph, dict, list[_Tensor]], _Tensor]
@@ -305,10 +357,11 @@ def _inbound(layer: dict) -> list[str]:
         raise KerasConversionError(f"layer {layer['name']!r} is shared ({len(nodes)} calls); not supported")
     names = []
     for inbound in nodes[0] if nodes else []:
-        name, node_index, tensor_index = inbound[0], inbound[1], inbound[2]
-        if node_index != 0 or tensor_index != 0:
-            raise KerasConversionError(f"layer {layer['name']!r}: multi-output inputs are not supported")
-        names.append(name)
+        if not isinstance(inbound, list) or inbound[1:3] != [0, 0]:
+            raise KerasConversionError(
+                f"layer {layer['name']!r}: inbound node {inbound!r} is not a Keras 2 single-output input"
+            )
+        names.append(inbound[0])
     return names
 
 
@@ -330,7 +383,7 @@ def _build_graph(config: dict, weights: h5py.Group) -> tuple[onnx.GraphProto, in
             if kind == "InputLayer":
                 shape = layer["config"]["batch_input_shape"][1:]
                 if len(shape) != 3 or not all(isinstance(dim, int) for dim in shape):
-                    raise KerasConversionError(f"input {layer['name']!r}: need a fixed (H, W, C), got {shape}")
+                    raise KerasConversionError(f"input {layer['name']!r}: need fixed (H, W, C), got {shape}")
                 height, width, channels = shape
                 graph_input = helper.make_tensor_value_info(
                     INPUT_NAME, TensorProto.FLOAT, ["N", height, width, channels]
@@ -348,7 +401,7 @@ def _build_graph(config: dict, weights: h5py.Group) -> tuple[onnx.GraphProto, in
         pending = [layer for layer in pending if layer["name"] not in tensors]
     output = tensors[config["output_layers"][0][0]]
     if graph_input is None or len(output.shape) != 1:
-        raise KerasConversionError(f"the model must map an image to a flat vector, its output is {output.shape}")
+        raise KerasConversionError(f"the model must map an image to a vector, its output is {output.shape}")
     graph.node("Identity", [output.name], OUTPUT_NAME)
     graph_output = helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", output.shape[0]])
     onnx_graph = helper.make_graph(
@@ -369,7 +422,9 @@ def convert_keras_to_onnx(
     hdf5_path, onnx_path = Path(hdf5_path), Path(onnx_path)
     with h5py.File(hdf5_path, "r") as handle:
         config = _read_config(handle, hdf5_path)
-        weights = handle["model_weights"] if "model_weights" in handle else handle
+        weights = handle.get("model_weights")
+        if weights is None:
+            raise KerasConversionError(f"{hdf5_path}: no model_weights group, not a whole Keras 2 model file")
         graph, classes = _build_graph(config, weights)
     if len(labels) != classes:
         raise KerasConversionError(f"{hdf5_path}: the model has {classes} outputs for {len(labels)} labels")

@@ -1,0 +1,3 @@
+from video_emotions.cli import app
+
+app(prog_name="video-emotions")

@@ -1,0 +1,75 @@
+"""Our own service started as a subprocess on a free loopback port, as a caller meets it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from video_emotions.config import Settings
+from video_emotions.context import ServiceContext
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class RunningService:
+    url: str
+    env: dict[str, str]
+    ctx: ServiceContext
+    log: Path
+
+
+def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VE_") or k == "VE_MODEL_DIR"}
+    env["VE_DATA_DIR"] = str(data_dir)
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def run_service(data_dir: Path, **extra: str) -> Iterator[RunningService]:
+    port = free_port()
+    env = service_env(data_dir, VE_PORT=str(port), **extra)
+    log = data_dir / "service.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "video_emotions", "serve"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"service did not start:\n{log.read_text()}")
+            time.sleep(0.2)
+        settings = Settings(
+            data_dir=data_dir, **{k[3:].lower(): v for k, v in extra.items() if k.startswith("VE_")}
+        )
+        ctx = ServiceContext.from_settings(settings)
+        yield RunningService(url, env, ctx, log)
+        ctx.db.dispose()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
