@@ -1,0 +1,391 @@
+"""Frame sampling (ARCHITECTURE §3): the rule, and one ordered decoding pass that applies it.
+
+The rule, for a segment ``[start, end)`` and an interval ``Δ``: take the first frame at or
+after ``start``; then each first frame at or after (the previous sample's time + ``Δ``) while
+that frame is before ``end``; then the first frame at or after ``end``, the closing frame (the
+video's last frame when ``end`` lies beyond it). No frame is taken twice in a segment. Frame
+times are presentation times in seconds from the video stream's first frame.
+
+:func:`plan_sample_times` applies the rule to a list of frame times. :func:`sample_frames`
+applies the same rule (the same :class:`_Rule`) while decoding and returns the very same
+frames as decoding everything would, for a fraction of the cost:
+
+- one pass over the segments sorted by start. It seeks back for an overlapping segment, and
+  forward (to a segment's start or to its next sample) when the keyframe before that time has
+  not been read yet: decoding on from there would cost more than decoding from that keyframe.
+  Without a keyframe index it seeks forward over gaps longer than :data:`SEEK_GAP_S`;
+- decoder threads;
+- a packet whose frame is earlier than the earliest frame the current segment can still take
+  is decoded with ``skip_frame = "NONREF"``: the decoder drops it when no other frame refers
+  to it. Every frame the rule may take is decoded, so the samples stay exact;
+- only the samples are converted to RGB arrays.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+
+from video_emotions.domain import Sample, Segment
+from video_emotions.errors import InputError, NotFoundError
+
+#: Without a keyframe index, seek forward only over gaps longer than this (seconds).
+SEEK_GAP_S = 3.0
+
+# Tolerance (seconds) when comparing times computed from timestamps with segment bounds.
+_EPS = 1e-6
+# Frames in the video's last second are never skipped: the last frame closes the segments
+# that end beyond the video, and it may be a non-reference frame.
+_TAIL_S = 1.0
+# Decoders whose skip_frame="NONREF" drops only frames that no other frame refers to.
+_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "h263"})
+
+_DecodedFrame = tuple[float, VideoFrame]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the header of a video says.
+
+    ``duration`` in seconds (the video stream's, else the container's; ``math.inf`` when the
+    file does not say), ``fps`` the nominal frame rate (0.0 when unknown), ``frame_count``
+    ``None`` when the header does not say.
+    """
+
+    duration: float
+    fps: float
+    width: int
+    height: int
+    frame_count: int | None
+
+
+def probe(path: Path) -> VideoInfo:
+    """Read a video's header and decode its first frame, so that a file that is no video fails here."""
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        info = _info(container, stream)
+        try:
+            first = next(container.decode(stream), None)
+        except av.FFmpegError as err:
+            raise _not_video(path, err) from err
+        if first is None:
+            raise _not_video(path, "no frame")
+    return info
+
+
+def validate_segments(segments: Sequence[Segment], info: VideoInfo) -> None:
+    """Reject segments that cannot be sampled.
+
+    A segment may end after the video (its closing frame is then the video's last frame) but
+    must start before the video's end.
+    """
+    seen: set[int] = set()
+    for segment in segments:
+        start, end = segment.start, segment.end
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise InputError(f"segment {segment.id}: start and end must be finite (got {start}, {end})")
+        if start < 0:
+            raise InputError(f"segment {segment.id} starts before the video, at {start:.3f} s")
+        if end <= start:
+            raise InputError(f"segment {segment.id} ends at {end:.3f} s, not after its start {start:.3f} s")
+        if start >= info.duration:
+            raise InputError(
+                f"segment {segment.id} starts at {start:.3f} s, at or after the end of the video "
+                f"({info.duration:.3f} s); segment times are in seconds"
+            )
+        if segment.id in seen:
+            raise InputError(f"segment {segment.id} is given twice")
+        seen.add(segment.id)
+
+
+def plan_sample_times(frame_times: Sequence[float], segment: Segment, interval: float) -> list[float]:
+    """The rule applied to the times of all the frames of a video (seconds, ascending)."""
+    _check_interval(interval)
+    rule = _Rule(segment, interval)
+    taken: list[float] = []
+    for time in frame_times:
+        verdict = rule.offer(time)
+        if verdict is not _Verdict.SKIP:
+            taken.append(time)
+        if verdict is _Verdict.CLOSE:
+            return taken
+    if frame_times and rule.wants_last_frame():
+        taken.append(frame_times[-1])
+    return taken
+
+
+def sample_frames(
+    path: Path,
+    segments: Sequence[Segment],
+    interval: float,
+    *,
+    threads: int = 0,
+    skip_nonref: bool = True,
+) -> Iterator[Sample]:
+    """Decode the samples of every segment in one ordered pass.
+
+    Segments come in order of start (ties by id); a segment's samples come in time order with
+    ``index`` counting from 0. ``threads`` is the decoder's thread count (0: one per core).
+    ``skip_nonref=False`` decodes every frame; the samples are the same, only slower.
+    This is a generator: a missing file, a bad video or bad segments raise on the first ``next()``.
+    """
+    _check_interval(interval)
+    with _open(path) as container:
+        stream = _video_stream(container, path)
+        info = _info(container, stream)
+        validate_segments(segments, info)
+        stream.thread_type = "AUTO"
+        stream.thread_count = threads
+        decoding = _Pass(path, container, stream, info, interval, skip_nonref=skip_nonref)
+        for segment in sorted(segments, key=lambda s: (s.start, s.id)):
+            yield from decoding.samples(segment)
+
+
+class _Verdict(enum.Enum):
+    SKIP = "skip"  # not a sample
+    TAKE = "take"  # a sample; more may follow
+    CLOSE = "close"  # the closing frame: a sample, and the segment is complete
+
+
+class _Rule:
+    """The rule for one segment, fed frame times in presentation order (shared by both paths)."""
+
+    def __init__(self, segment: Segment, interval: float) -> None:
+        self._end = segment.end
+        self._interval = interval
+        self._target = segment.start
+        self._took_last_offered = False
+
+    @property
+    def threshold(self) -> float:
+        """No frame earlier than this can be a sample any more."""
+        return min(self._target, self._end)
+
+    def offer(self, time: float) -> _Verdict:
+        if time >= self._end - _EPS:
+            verdict = _Verdict.CLOSE
+        elif time >= self._target - _EPS:
+            verdict = _Verdict.TAKE
+            self._target = time + self._interval
+        else:
+            verdict = _Verdict.SKIP
+        self._took_last_offered = verdict is not _Verdict.SKIP
+        return verdict
+
+    def wants_last_frame(self) -> bool:
+        """At the end of the video, with no closing frame seen: whether its last frame is still due."""
+        return not self._took_last_offered
+
+
+class _Pass:
+    """One ordered decoding pass: positions the decoder for each segment and feeds its rule."""
+
+    def __init__(
+        self,
+        path: Path,
+        container: InputContainer,
+        stream: VideoStream,
+        info: VideoInfo,
+        interval: float,
+        *,
+        skip_nonref: bool,
+    ) -> None:
+        self._path = path
+        self._container = container
+        self._stream = stream
+        self._codec = stream.codec_context
+        self._interval = interval
+        self._origin = stream.start_time or 0
+        self._index = stream.index_entries
+        # Decoding timestamp of the latest packet read (decoding starts at the first keyframe).
+        self._read_dts = self._index[0].timestamp if len(self._index) else -math.inf
+        # The decoding timestamp of the last packet the index lists.
+        self._final_dts = next((e.timestamp for e in reversed(self._index) if not e.is_discard), -math.inf)
+        # The most a packet's presentation timestamp was seen ahead of its decoding timestamp.
+        self._reorder = 0
+        # Packets earlier than this are never skipped (-inf: skipping is off).
+        skippable = skip_nonref and self._codec.name in _NONREF_CODECS and math.isfinite(info.duration)
+        self._skip_ceiling = info.duration - _TAIL_S if skippable else -math.inf
+        self._skip_mode = self._codec.skip_frame
+        self._rule = _Rule(Segment(-1, 0.0, math.inf), interval)  # replaced for each segment
+        self._frames: Iterator[_DecodedFrame] = self._decode()
+        self._last: _DecodedFrame | None = None  # the latest decoded frame
+        self._prev_time: float | None = -math.inf  # the one before it; None: unknown (after a seek)
+        self._max_skipped = -math.inf  # the latest packet sent with NONREF since the last seek
+
+    def samples(self, segment: Segment) -> Iterator[Sample]:
+        rule = self._rule = _Rule(segment, self._interval)
+        self._position_for(segment.start)
+        index = 0
+        while (decoded := next(self._frames, None)) is not None:
+            time, frame = decoded
+            verdict = rule.offer(time)
+            if verdict is not _Verdict.SKIP:
+                yield Sample(segment.id, index, time, frame.to_ndarray(format="rgb24"))
+                index += 1
+            if verdict is _Verdict.CLOSE:
+                return
+            if verdict is _Verdict.TAKE and self._worth_seeking(rule.threshold):
+                self._seek(rule.threshold)
+        # A cut file may just end: the decoder can drop its partial last packet quietly.
+        if self._read_dts < self._final_dts:
+            raise self._broken("the file ends before the last frame its index lists")
+        if self._last is not None and rule.wants_last_frame():
+            time, frame = self._last
+            yield Sample(segment.id, index, time, frame.to_ndarray(format="rgb24"))
+
+    def _position_for(self, start: float) -> None:
+        """Make the first frame at or after ``start`` in ``self._frames`` the rule's first frame."""
+        if self._last is None or self._last[0] < start - _EPS:  # the decoder is before start
+            if self._worth_seeking(start):
+                self._seek(start)
+        # At or past start, the last frame is the first one at or after start if the frame
+        # decoded before it, and every frame the decoder may have skipped, are earlier.
+        elif self._prev_time is not None and max(self._prev_time, self._max_skipped) < start - _EPS:
+            self._frames = itertools.chain([self._last], self._frames)
+        else:
+            self._seek(start)
+
+    def _worth_seeking(self, time: float) -> bool:
+        """Whether seeking to ``time`` spares decoding: its keyframe has not been read yet."""
+        if len(self._index) < 2:  # no index, or one still to be read (Matroska's cues)
+            position = self._last[0] if self._last is not None else 0.0
+            return time - position > SEEK_GAP_S
+        entry = self._index.search_timestamp(self._seek_timestamp(time))
+        return entry >= 0 and self._index[entry].timestamp > self._read_dts
+
+    def _seek_timestamp(self, time: float) -> int:
+        """Where to seek for a keyframe shown at or before ``time``.
+
+        Containers find keyframes by decoding timestamp, which runs behind the presentation
+        timestamp by up to the reorder delay.
+        """
+        return self._origin + int(time / self._stream.time_base) - self._reorder
+
+    def _seek(self, start: float) -> None:
+        """Put the decoder on a keyframe before ``start``.
+
+        Should the keyframe found show after ``start`` (a reorder delay longer than seen so
+        far), step further back until the first frame decoded is not later than ``start``.
+        """
+        back = 0.0
+        while True:
+            target = start - back
+            from_origin = target <= 0
+            try:
+                if from_origin:  # by container time: MPEG-TS lands on a later keyframe otherwise
+                    self._container.seek(min(0, int(self._origin * self._stream.time_base * av.time_base)))
+                else:
+                    self._container.seek(self._seek_timestamp(target), stream=self._stream)
+            except av.FFmpegError as err:
+                raise self._broken(err) from err
+            self._frames = self._decode()
+            self._last = None
+            self._prev_time = -math.inf if from_origin else None
+            self._max_skipped = -math.inf
+            first = next(self._frames, None)
+            if from_origin or (first is not None and first[0] < start + _EPS):
+                if first is not None:
+                    self._frames = itertools.chain([first], self._frames)
+                return
+            back = max(1.0, 2 * back)
+
+    def _decode(self) -> Iterator[_DecodedFrame]:
+        try:
+            for packet in self._container.demux(self._stream):
+                if packet.dts is not None:
+                    self._read_dts = packet.dts
+                    if packet.pts is not None:
+                        self._reorder = max(self._reorder, packet.pts - packet.dts)
+                self._choose_skip(packet)
+                for frame in self._codec.decode(packet):
+                    time = self._frame_time(frame)
+                    if self._last is not None:
+                        self._prev_time = self._last[0]
+                    self._last = (time, frame)
+                    yield self._last
+        except av.FFmpegError as err:
+            raise self._broken(err) from err
+
+    def _choose_skip(self, packet: Packet) -> None:
+        """Let the decoder drop this packet's frame if it is a non-reference frame the rule cannot take."""
+        mode = "DEFAULT"
+        if packet.pts is not None:
+            time = self._time(packet.pts)
+            if time < min(self._rule.threshold, self._skip_ceiling) - _EPS:
+                mode = "NONREF"
+                self._max_skipped = max(self._max_skipped, time)
+        if mode != self._skip_mode:
+            self._codec.skip_frame = mode
+            self._skip_mode = mode
+
+    def _frame_time(self, frame: VideoFrame) -> float:
+        pts = frame.pts if frame.pts is not None else frame.dts
+        if pts is None:
+            raise InputError(
+                f"{self._path.name} has a frame without a timestamp after {self._position():.3f} s"
+            )
+        return self._time(pts)
+
+    def _time(self, pts: int) -> float:
+        return float((pts - self._origin) * self._stream.time_base)
+
+    def _position(self) -> float:
+        """The latest time decoded, else read (after a seek), for messages."""
+        if self._last is not None:
+            return self._last[0]
+        return max(0.0, self._time(self._read_dts)) if math.isfinite(self._read_dts) else 0.0
+
+    def _broken(self, reason: object) -> InputError:
+        return InputError(f"{self._path.name} stops decoding at {self._position():.3f} s: {reason}")
+
+
+def _check_interval(interval: float) -> None:
+    if not (math.isfinite(interval) and interval > 0):
+        raise InputError(f"the sampling interval must be a positive number of seconds (got {interval})")
+
+
+def _open(path: Path) -> InputContainer:
+    if not path.is_file():
+        raise NotFoundError(f"video {path} does not exist")
+    try:
+        return av.open(str(path))
+    except av.FFmpegError as err:
+        raise _not_video(path, err) from err
+
+
+def _video_stream(container: InputContainer, path: Path) -> VideoStream:
+    if not container.streams.video:
+        raise _not_video(path, "no video stream")
+    return container.streams.video[0]
+
+
+def _info(container: InputContainer, stream: VideoStream) -> VideoInfo:
+    if stream.duration:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    else:
+        duration = math.inf
+    rate = stream.guessed_rate or stream.average_rate
+    return VideoInfo(
+        duration=duration,
+        fps=float(rate) if rate else 0.0,
+        width=stream.width,
+        height=stream.height,
+        frame_count=stream.frames or None,
+    )
+
+
+def _not_video(path: Path, reason: object) -> InputError:
+    return InputError(f"{path.name} does not decode as video: {reason}")
