@@ -30,6 +30,14 @@ class RunningService:
     env: dict[str, str]
     ctx: ServiceContext
     log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def peak_rss_mb(self) -> float:
+        """The service process's peak resident memory so far (VmHWM), in MiB."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
 
 
 def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -65,7 +73,7 @@ def run_service(data_dir: Path, **extra: str) -> Iterator[RunningService]:
             data_dir=data_dir, **{k[3:].lower(): v for k, v in extra.items() if k.startswith("VE_")}
         )
         ctx = ServiceContext.from_settings(settings)
-        yield RunningService(url, env, ctx, log)
+        yield RunningService(url, env, ctx, log, process)
         ctx.db.dispose()
     finally:
         process.terminate()

@@ -15,10 +15,16 @@ from rich.table import Table
 from video_emotions.config import get_settings
 from video_emotions.domain import Segment
 from video_emotions.errors import VideoEmotionsError
+from video_emotions.evaluation.cli import eval_command
+from video_emotions.evaluation.clips_cli import eval_clips_command
 
 app = typer.Typer(help="Facial expression estimates for interview videos.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files: pull them ahead of time, list the cache.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.command("eval")(eval_command)
+app.command("eval-clips")(eval_clips_command)
+db_app = typer.Typer(help="The service's own tables (ve_*) in the configured database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 
@@ -187,3 +193,20 @@ def models_list() -> None:
         "ok" if onnx.is_file() else "missing",
     )
     Console().print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the service's own tables to the latest version; safe to run again.
+
+    Never creates, alters or drops the Interviewz tables (sessions, interviews, results).
+    """
+    from video_emotions.storage.db import Database
+
+    settings = get_settings()
+    db = Database(settings.resolved_database_url)
+    try:
+        revision = db.upgrade()
+    finally:
+        db.dispose()
+    console.print(f"{db.engine.url.render_as_string(hide_password=True)}: our tables at revision {revision}")

@@ -11,9 +11,9 @@ import configparser
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,10 @@ SEED_INI_KEYS: dict[tuple[str, str], str] = {
     ("SUPABASE", "InputBucket"): "bucket",
     ("SUPABASE", "Url"): "supabase_url",
 }
+
+
+#: How a segment's per-frame probabilities are combined (see :func:`video_emotions.results.aggregate`).
+Aggregation = Literal["mean", "log_mean", "trimmed_mean", "score_weighted", "size_weighted"]
 
 
 def default_model_dir() -> Path:
@@ -73,10 +77,33 @@ class Settings(BaseSettings):
     )
     crop_margin: float = Field(0.5, ge=0, description="Face crop: box side enlarged by this share.")
     detector_threshold: float = Field(0.5, gt=0, lt=1, description="BlazeFace score threshold.")
+    align_faces: bool = Field(
+        False, description="Face crop: turn it so the eyes (BlazeFace's eye keypoints) lie level."
+    )
+    classifier: str = Field(
+        "mini-xception",
+        description="Expression classifier of the default engine: a name registered in "
+        "video_emotions.evaluation.classifiers, '+flip' appended to average a mirrored view.",
+    )
+    aggregation: Aggregation = Field(
+        "mean",
+        description="How a segment's frames make its summary (mean, dominant): mean of probabilities, "
+        "log_mean (mean of log-probabilities), trimmed_mean (per class, a fifth cut at each end), "
+        "score_weighted (by detector score) or size_weighted (by face area).",
+    )
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8003, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="Analyses that run at the same time.")
-    supabase_url: str | None = Field(None, description="Seed setting, kept for the S3 backend.")
+    supabase_url: str | None = Field(
+        None,
+        description="Seed setting, kept for the S3 backend.",
+        validation_alias=AliasChoices("VE_SUPABASE_URL", "SUPABASE_URL", "supabase_url"),
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 API endpoint of an S3-compatible store; default: AWS S3 (or Supabase's)."
+    )
+    s3_region: str | None = Field(None, description="S3 region; default: boto3's (AWS_REGION, ~/.aws).")
+    s3_part_size_mb: int = Field(64, ge=5, description="S3 transfers: part size of multipart up/downloads.")
 
     @field_validator("interval", mode="before")
     @classmethod
@@ -100,7 +127,21 @@ class Settings(BaseSettings):
 
     @property
     def resolved_storage_url(self) -> str:
-        return self.storage_url or f"file://{(self.data_dir / 'storage').resolve()}"
+        """The storage URL; with none given, Supabase Storage when the seed's Supabase URL is set."""
+        if self.storage_url:
+            return self.storage_url
+        if self.supabase_url:
+            return f"s3://{self.bucket}"
+        return f"file://{(self.data_dir / 'storage').resolve()}"
+
+    @property
+    def resolved_s3_endpoint_url(self) -> str | None:
+        """``VE_S3_ENDPOINT_URL``, else Supabase Storage's S3 endpoint when the Supabase URL is set."""
+        if self.s3_endpoint_url:
+            return self.s3_endpoint_url
+        if self.supabase_url:
+            return f"{self.supabase_url.rstrip('/')}/storage/v1/s3"
+        return None
 
 
 @lru_cache

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from typing import Any
 
-from video_emotions.domain import EMOTIONS, NO_FACE_KEY, FrameResult, SegmentResult
+import numpy as np
+
+from video_emotions.config import Aggregation
+from video_emotions.domain import EMOTIONS, NO_FACE_KEY, Face, FrameResult, SegmentResult
 
 NO_FACE_VALUE: dict[str, float] = {NO_FACE_KEY: 0.0}
+
+#: ``trimmed_mean`` leaves out this share of a segment's frames at each end, class by class.
+TRIM_SHARE = 0.2
+# ``log_mean``: probabilities are floored here before the logarithm (a softmax can round to 0).
+_LOG_FLOOR = 1e-6
 
 
 def frame_key(index: int, time: float) -> str:
@@ -35,19 +44,50 @@ def legacy_segment(result: SegmentResult) -> dict[str, dict[str, float]]:
     return {frame_key(f.index, f.time): legacy_frame(f) for f in result.frames}
 
 
-def segment_summary(result: SegmentResult) -> dict[str, Any]:
-    """Mean percentages over the frames with a face, the dominant expression and the usable share.
+def aggregate(probabilities: np.ndarray, faces: Sequence[Face], method: Aggregation = "mean") -> np.ndarray:
+    """One probability vector over :data:`EMOTIONS` for a segment, from its frames' ``(N, 7)``
+    probabilities and the faces they were read from (``N`` >= 1).
+
+    ``mean`` averages the probabilities; ``log_mean`` their logarithms (a geometric mean: one
+    confident frame weighs less against many that disagree); ``trimmed_mean`` drops, class by
+    class, the highest and lowest :data:`TRIM_SHARE` of the frames; ``score_weighted`` and
+    ``size_weighted`` weight each frame by its detector score or face area. Vectors that do not
+    add up to 1 by construction (log and trimmed means) are scaled to.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if method == "mean":
+        return probabilities.mean(axis=0)
+    if method == "score_weighted":
+        return np.average(probabilities, axis=0, weights=[face.score for face in faces])
+    if method == "size_weighted":
+        return np.average(probabilities, axis=0, weights=[face.area for face in faces])
+    if method == "log_mean":
+        combined = np.exp(np.log(np.maximum(probabilities, _LOG_FLOOR)).mean(axis=0))
+    elif method == "trimmed_mean":
+        cut = int(TRIM_SHARE * len(probabilities))
+        combined = np.sort(probabilities, axis=0)[cut : len(probabilities) - cut].mean(axis=0)
+    else:
+        raise ValueError(f"unknown aggregation {method!r}")
+    return combined / combined.sum()
+
+
+def segment_summary(result: SegmentResult, aggregation: Aggregation = "mean") -> dict[str, Any]:
+    """The frames with a face combined as ``aggregation`` says (see :func:`aggregate`), as
+    percentages (``mean``), the dominant expression and the usable share.
 
     ``usable_share`` is the share of sampled frames where a face was found; a segment without
     any face has ``usable_share`` 0, no means and a ``dominant`` of ``None``.
     """
-    with_face = [f.estimate.probabilities for f in result.frames if f.estimate.probabilities is not None]
+    with_face = [f.estimate for f in result.frames if f.estimate.probabilities is not None]
     frames = len(result.frames)
     means: dict[str, float] | None = None
     dominant: str | None = None
     if with_face:
+        probabilities = np.array([[e.probabilities[label] for label in EMOTIONS] for e in with_face])
+        faces = [e.face for e in with_face]
+        combined = aggregate(probabilities, faces, aggregation)
         means = {
-            label: round(100.0 * sum(p[label] for p in with_face) / len(with_face), 3) for label in EMOTIONS
+            label: round(100.0 * float(value), 3) for label, value in zip(EMOTIONS, combined, strict=True)
         }
         means = dict(sorted(means.items(), key=lambda item: item[1], reverse=True))
         dominant = next(iter(means))

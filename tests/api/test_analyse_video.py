@@ -148,7 +148,8 @@ def good_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
             404,
             "interview 999 does not exist",
         ),
-        ({"session_id": 4, "interview_id": 30, "model_type": "default"}, 404, "belongs to session 3, not 4"),
+        ({"session_id": 4, "interview_id": 30, "model_type": "default"}, 404, "session 4 does not exist"),
+        ({"session_id": 6, "interview_id": 30, "model_type": "default"}, 404, "belongs to session 3, not 6"),
     ],
 )
 def test_bad_requests_are_refused_and_change_nothing(
@@ -156,6 +157,7 @@ def test_bad_requests_are_refused_and_change_nothing(
 ) -> None:
     if service.ctx.db.interview(30) is None:
         _ingest(service, 3, 30, good_video, [Segment(0, 0.0, 1.0)])
+        _ingest(service, 6, 31, good_video, [Segment(0, 0.0, 1.0)])
     before = snapshot(service, 30)
     response = post(service, **params)
     assert response.status_code == status, response.text

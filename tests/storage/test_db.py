@@ -1,15 +1,48 @@
+"""The database layer, the same tests on the embedded SQLite and on a real PostgreSQL server."""
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import inspect
-from sqlalchemy.exc import StatementError
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import insert, inspect
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
+from tests.storage.conftest import libpq_dsn
+from video_emotions.config import Settings
+from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
-from video_emotions.storage.db import Database, SegmentWrite
+from video_emotions.storage import migrations, schema
+from video_emotions.storage.db import (
+    Database,
+    SchemaError,
+    SegmentWrite,
+    TransientDatabaseError,
+    retrying,
+)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
+def pg_db(pg_database: Callable[..., str]) -> Iterator[Database]:
+    """PostgreSQL as production has it: the Interviewz tables from their DDL, ours migrated."""
+    database = Database(pg_database())
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The embedded SQLite database as the service makes it, or PostgreSQL (``pg_db``)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_db")
+        return
     database = Database(f"sqlite:///{tmp_path / 'nested' / 've.db'}")
     database.create_tables(interviewz=True)
     yield database
@@ -78,6 +111,14 @@ def test_ingesting_an_existing_interview_fails_and_adds_nothing(db: Database) ->
     assert len(db.results_rows(9)) == 3
 
 
+def test_ids_given_at_ingest_do_not_collide_with_the_applications_next_rows(db: Database) -> None:
+    db.ingest(session_id=1, interview_id=1, segments=[Segment(1, 0.0, 1.0), Segment(2, 1.0, 2.0)])
+    with db.engine.begin() as conn:  # the application inserts without ids
+        interview = conn.execute(insert(schema.interviews).values(session_id=1)).inserted_primary_key[0]
+        row = conn.execute(insert(schema.results).values(interview_id=interview, part=0, text=""))
+    assert interview > 1 and row.inserted_primary_key[0] > 2
+
+
 def _write(result_id: int, emotions: object) -> SegmentWrite:
     return SegmentWrite(result_id, 0.0, 1000.0, emotions, {"frames_with_face": 1}, [])  # type: ignore[arg-type]
 
@@ -86,11 +127,12 @@ def test_write_results_is_all_or_nothing(db: Database) -> None:
     first, _, second = db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
     job = db.create_job(session_id=3, interview_id=9, model_type="default")
     good = {"frame_00000_0.000_seconds": {"happy": 100.0}}
-    with pytest.raises(StatementError, match="not JSON serializable"):
+    with pytest.raises((StatementError, TypeError), match="not JSON serializable"):
         db.write_results(
             job_id=job,
             interview_id=9,
             engine="default",
+            model_file="m.onnx",
             model_sha256="x",
             segments=[_write(first, good), _write(second, {"not json": {1, 2}})],
         )
@@ -103,6 +145,7 @@ def test_write_results_is_all_or_nothing(db: Database) -> None:
         job_id=job,
         interview_id=9,
         engine="default",
+        model_file="m.onnx",
         model_sha256="x",
         segments=[_write(first, good), _write(second, good)],
     )
@@ -111,3 +154,146 @@ def test_write_results_is_all_or_nothing(db: Database) -> None:
     assert db.interview(9)["video_ok"] is True
     assert db.job(job).status == "done"
     assert [row["result_id"] for row in db.segment_results(9)] == [first, second]
+    assert {(row["engine"], row["model_file"]) for row in db.segment_results(9)} == {("default", "m.onnx")}
+
+
+def test_migrations_give_exactly_the_tables_of_schema_py_and_run_twice(db: Database) -> None:
+    assert db.upgrade() == migrations.head_revision()
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": migrations.include_name})
+        assert compare_metadata(context, migrations.own_metadata()) == []
+    assert migrations.current_revision(db.engine) == migrations.head_revision()
+
+
+def _table_names(url: str) -> set[str]:
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {row[0] for row in rows}
+
+
+def test_db_upgrade_on_postgres_creates_our_tables_only_and_is_safe_twice(
+    pg_database: Callable[..., str], tmp_path: Path
+) -> None:
+    url = pg_database(interviewz=False)
+    env = {"VE_DATABASE_URL": url, "VE_DATA_DIR": str(tmp_path), "PATH": ""}
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "video_emotions", "db", "upgrade"], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"our tables at revision {migrations.head_revision()}" in " ".join(done.stderr.split())
+    assert _table_names(url) == {"ve_jobs", "ve_segment_results", "ve_alembic_version"}
+
+
+def test_service_refuses_a_postgres_database_until_db_upgrade(
+    pg_database: Callable[..., str], tmp_path: Path
+) -> None:
+    bare = pg_database(interviewz=False)
+    with pytest.raises(
+        SchemaError, match=r"lacks the Interviewz tables \['sessions', 'interviews', 'results'\]"
+    ):
+        ServiceContext.from_settings(Settings(data_dir=tmp_path, database_url=bare))
+    url = pg_database()
+    before = _table_names(url)
+    with pytest.raises(SchemaError, match=r"at revision none.*run `video-emotions db upgrade`"):
+        ServiceContext.from_settings(Settings(data_dir=tmp_path, database_url=url))
+    assert _table_names(url) == before == {"sessions", "interviews", "results"}
+    Database(url).upgrade()
+    ctx = ServiceContext.from_settings(Settings(data_dir=tmp_path, database_url=url))
+    assert ctx.db.candidate_segments(1) == []
+    ctx.db.dispose()
+
+
+def test_interviewz_ddl_follows_the_contract(pg_database: Callable[..., str]) -> None:
+    with psycopg.connect(libpq_dsn(pg_database())) as conn:
+        rows = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
+    columns = {(table, column): (kind, nullable, default) for table, column, kind, nullable, default in rows}
+    assert columns["results", "video_emotions"] == ("jsonb", "YES", None)
+    assert columns["results", "start"][0] == columns["results", "end"][0] == "double precision"
+    assert columns["results", "part"][:2] == ("smallint", "NO")
+    assert columns["results", "text"][:2] == ("character varying", "NO")
+    assert columns["interviews", "video_ok"] == ("boolean", "YES", "false")
+    assert {columns[t, "id"][0] for t in ("sessions", "interviews", "results")} == {"bigint"}
+
+
+def test_a_second_writer_of_an_interview_waits_for_the_first(pg_db: Database) -> None:
+    """While another transaction writes interview 9 (here: holds its row), a run's write waits,
+    so two runs never interleave; it then writes everything. (SQLite has one writer at a time.)"""
+    db = pg_db
+    first, _, second = db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
+    job = db.create_job(session_id=3, interview_id=9, model_type="default")
+    good = {"frame_00000_0.000_seconds": {"happy": 100.0}}
+    writer = threading.Thread(
+        target=db.write_results,
+        kwargs={
+            "job_id": job,
+            "interview_id": 9,
+            "engine": "default",
+            "model_file": "m.onnx",
+            "model_sha256": "x",
+            "segments": [_write(first, good), _write(second, good)],
+        },
+    )
+    with psycopg.connect(libpq_dsn(db.engine.url.render_as_string(hide_password=False))) as other:
+        other.execute("SELECT id FROM interviews WHERE id = 9 FOR UPDATE")
+        writer.start()
+        time.sleep(0.5)
+        assert writer.is_alive()
+        assert all(row["video_emotions"] is None for row in db.results_rows(9))
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    assert [row["result_id"] for row in db.segment_results(9)] == [first, second]
+    assert {(row["engine"], row["model_file"]) for row in db.segment_results(9)} == {("default", "m.onnx")}
+    assert db.job(job).status == "done"
+
+
+def test_plain_postgresql_urls_get_the_psycopg_3_driver() -> None:
+    for url in ("postgresql://u@db.example.com/app?sslmode=require", "postgres://u@db.example.com/app"):
+        engine = Database(url).engine
+        assert engine.dialect.driver == "psycopg" and engine.url.query == (
+            {"sslmode": "require"} if "sslmode" in url else {}
+        )
+
+
+def _fault(exc_class: type[Exception]) -> OperationalError:
+    return OperationalError("UPDATE results ...", {}, exc_class("simulated"))
+
+
+def test_transient_database_faults_are_retried_a_bounded_number_of_times() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _fault(psycopg.errors.SerializationFailure)
+        return "written"
+
+    assert retrying(flaky, what="writing", attempts=3, delay=0.01) == "written"
+    assert len(calls) == 3
+
+    calls.clear()
+
+    def deadlocked() -> None:
+        calls.append(1)
+        raise _fault(psycopg.errors.DeadlockDetected)
+
+    with pytest.raises(
+        TransientDatabaseError, match="writing failed after 3 attempts, the last with: simulated"
+    ):
+        retrying(deadlocked, what="writing", attempts=3, delay=0.01)
+    assert len(calls) == 3
+
+
+def test_permanent_database_faults_fail_at_once() -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise IntegrityError("INSERT ...", {}, psycopg.errors.UniqueViolation("duplicate key"))
+
+    with pytest.raises(IntegrityError, match="duplicate key"):
+        retrying(broken, what="writing", attempts=3, delay=0.01)
+    assert len(calls) == 1

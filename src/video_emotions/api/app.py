@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from video_emotions import __version__
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
+from video_emotions.domain import Segment
 from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError, VideoEmotionsError
 from video_emotions.jobs.local import LocalExecutor
+from video_emotions.jobs.runner import job_fingerprint
 from video_emotions.storage.blobs import video_key
+from video_emotions.storage.db import utcnow
 
 #: HTTP status for each kind of failure a job or a check can end with.
-STATUS_BY_KIND = {"input": 422, "not_found": 404, "model_unavailable": 422, "internal": 500}
+STATUS_BY_KIND = {
+    "input": 422,
+    "not_found": 404,
+    "model_unavailable": 422,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+#: How often a waiting /analyse_video checks whether its caller is still there.
+CALLER_CHECK_S = 0.5
 
 PositiveId = Annotated[int, Query(gt=0, description="A positive integer id.")]
 
@@ -33,13 +46,21 @@ def _status_for(exc: VideoEmotionsError) -> int:
     return 500
 
 
-def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model_type: str) -> str:
-    """Everything that can be checked before a job is queued; returns the engine name."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    engine: str
+    segments: list[Segment]
+
+
+def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model_type: str) -> CheckedRequest:
+    """Everything that can be checked before a job is queued."""
     engine = ctx.models.check(model_type)
     interview = ctx.db.interview(interview_id)
     if interview is None:
         raise NotFoundError(f"interview {interview_id} does not exist")
     if interview["session_id"] != session_id:
+        if not ctx.db.session_exists(session_id):
+            raise NotFoundError(f"session {session_id} does not exist")
         raise NotFoundError(
             f"interview {interview_id} belongs to session {interview['session_id']}, not {session_id}"
         )
@@ -53,7 +74,14 @@ def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model
     if bad:
         listed = ", ".join(f"{s.id} ({s.start * 1000:g}-{s.end * 1000:g} ms)" for s in bad)
         raise InputError(f"candidate segments must have 0 <= start < end; these do not: {listed}")
-    return engine
+    return CheckedRequest(engine, segments)
+
+
+def stored_answer(ctx: ServiceContext, interview_id: int, checked: CheckedRequest) -> str | None:
+    """The job whose stored results answer this request: same engine, model file, settings, segments."""
+    identity = ctx.models.identity(checked.engine)
+    fingerprint = job_fingerprint(identity, ctx.settings.interval, checked.segments)
+    return ctx.db.finished_job(interview_id, fingerprint)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -95,26 +123,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.post("/analyse_video")
     async def analyse_video(
-        request: Request, session_id: PositiveId, interview_id: PositiveId, model_type: str | None = None
-    ) -> JSONResponse:
+        request: Request,
+        session_id: PositiveId,
+        interview_id: PositiveId,
+        model_type: str | None = None,
+        force: bool = False,
+    ) -> Response:
         """Analyse an interview as Interviewz calls it; answer once every segment is written.
 
         The job runs in the worker pool, not in this request: a caller that leaves early does
-        not stop it, and its results are still written.
+        not stop it, and its results are still written. A second call while it runs joins it;
+        a call for an interview already analysed the same way answers from what is stored,
+        unless ``force=true``. The ``X-Job-Id`` header names the job that answers.
         """
         ctx: ServiceContext = request.app.state.ctx
         requested = model_type or settings.default_model
-        await run_in_threadpool(check_request, ctx, session_id, interview_id, requested)
-        job_id, future = request.app.state.executor.submit(session_id, interview_id, requested)
-        await asyncio.shield(asyncio.wrap_future(future))
+        checked = await run_in_threadpool(check_request, ctx, session_id, interview_id, requested)
+        if not force:
+            stored = await run_in_threadpool(stored_answer, ctx, interview_id, checked)
+            if stored is not None:
+                return JSONResponse({"status": "ok"}, headers={"X-Job-Id": stored})
+        job_id, future = request.app.state.executor.submit(
+            session_id, interview_id, requested, checked.engine
+        )
+        waiter = asyncio.wrap_future(future)
+        try:
+            while not waiter.done():
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(waiter), timeout=CALLER_CHECK_S)
+                if not waiter.done() and await request.is_disconnected():
+                    await run_in_threadpool(ctx.db.update_job, job_id, caller_left_at=utcnow())
+                    return Response(status_code=499)
+        except asyncio.CancelledError:
+            await asyncio.shield(run_in_threadpool(ctx.db.update_job, job_id, caller_left_at=utcnow()))
+            raise
         job = await run_in_threadpool(ctx.db.job, job_id)
+        headers = {"X-Job-Id": job_id}
         if job is None or job.status != "done":
             kind = job.error_kind if job else "internal"
             detail = job.error if job else "job record lost"
             return JSONResponse(
-                {"detail": detail, "job_id": job_id}, status_code=STATUS_BY_KIND.get(kind or "", 500)
+                {"detail": detail, "job_id": job_id},
+                status_code=STATUS_BY_KIND.get(kind or "", 500),
+                headers=headers,
             )
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok"}, headers=headers)
 
     @app.get("/v1/interviews/{interview_id}/emotions")
     async def interview_emotions(request: Request, interview_id: int, frames: bool = False) -> dict[str, Any]:
@@ -132,6 +185,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "start_ms": item["start_ms"],
                 "end_ms": item["end_ms"],
                 "engine": item["engine"],
+                "model_file": item["model_file"],
                 "model_sha256": item["model_sha256"],
                 "job_id": item["job_id"],
                 "summary": item["summary"],

@@ -20,9 +20,11 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._active: dict[tuple[int, str], tuple[str, Future[None]]] = {}
 
-    def submit(self, session_id: int, interview_id: int, model_type: str) -> tuple[str, Future[None]]:
-        """Create and queue a job, or join the one already active for this interview and model."""
-        key = (interview_id, model_type)
+    def submit(
+        self, session_id: int, interview_id: int, model_type: str, engine: str
+    ) -> tuple[str, Future[None]]:
+        """Create and queue a job, or join the one already active for this interview and engine."""
+        key = (interview_id, engine)
         with self._lock:
             active = self._active.get(key)
             if active is not None and not active[1].done():

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime
 
 from video_emotions.analysis import analyse_video
 from video_emotions.context import ServiceContext
+from video_emotions.domain import Segment
 from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError
 from video_emotions.results import frame_details, legacy_segment, segment_summary
 from video_emotions.storage.blobs import log_key, video_key
-from video_emotions.storage.db import SegmentWrite, utcnow
+from video_emotions.storage.db import SegmentWrite, TransientDatabaseError, utcnow
 from video_emotions.vision.engine import EmotionEngine
+from video_emotions.vision.registry import EngineIdentity
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +28,8 @@ _engines = threading.local()
 
 
 def error_kind(exc: BaseException) -> str:
+    if isinstance(exc, TransientDatabaseError):
+        return "unavailable"
     if isinstance(exc, NotFoundError):
         return "not_found"
     if isinstance(exc, ModelUnavailableError):
@@ -29,6 +37,16 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, InputError):
         return "input"
     return "internal"
+
+
+def job_fingerprint(identity: EngineIdentity, interval: float, segments: Sequence[Segment]) -> str:
+    """What decides a run's results: engine, model files, settings, interval and segments."""
+    document = {
+        "identity": asdict(identity),
+        "interval": interval,
+        "segments": [[s.id, round(s.start, 6), round(s.end, 6)] for s in segments],
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
 def engine_for(ctx: ServiceContext, name: str) -> EmotionEngine:
@@ -65,6 +83,8 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
     try:
         engine_name = ctx.models.check(job.model_type)
         engine = engine_for(ctx, engine_name)
+        if engine_name != job.model_type:
+            log(f"model_type {job.model_type!r} is served by engine {engine_name!r} (VE_MODEL_ALIASES)")
         log(f"engine {engine.name}, model file {engine.model_file}, sha256 {engine.model_sha256}")
         ctx.db.update_job(
             job_id, engine=engine.name, model_file=engine.model_file, model_sha256=engine.model_sha256
@@ -73,6 +93,8 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
         if not segments:
             raise InputError(f"interview {job.interview_id} has no candidate (speaker 0) segments")
         log(f"{len(segments)} candidate segments, interval {ctx.settings.interval} s")
+        fingerprint = job_fingerprint(ctx.models.identity(engine_name), ctx.settings.interval, segments)
+        ctx.db.update_job(job_id, fingerprint=fingerprint)
         key = video_key(job.session_id, job.interview_id, ctx.settings.video_filename)
         with ctx.blobs.local_copy(key) as video:
             results = analyse_video(video, segments, engine, interval=ctx.settings.interval)
@@ -102,6 +124,7 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
             job_id=job_id,
             interview_id=job.interview_id,
             engine=engine.name,
+            model_file=engine.model_file,
             model_sha256=engine.model_sha256,
             segments=writes,
         )
@@ -113,6 +136,9 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
         log(f"FAILED ({kind}): {exc}")
         ctx.db.update_job(job_id, status="failed", error_kind=kind, error=str(exc), finished_at=utcnow())
     finally:
+        ended = ctx.db.job(job_id)
+        if ended is not None and ended.caller_left_at is not None:
+            log(f"the caller left at {ended.caller_left_at:%H:%M:%S}; the run went on to its end")
         _upload_log(ctx, job_id, job.session_id, job.interview_id, started, log)
 
 

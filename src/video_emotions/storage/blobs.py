@@ -1,11 +1,14 @@
 """Object storage: videos and run logs, under keys like ``{session}/{interview}/raw/raw.mp4``.
 
-The embedded default is a local folder standing in for the bucket (``file://`` URL).
+The embedded default is a local folder standing in for the bucket (``file://`` URL); production
+uses any S3 API (``s3://`` URL): AWS S3, Supabase Storage's S3 protocol, MinIO, GCS.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +16,15 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
 
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
 from video_emotions.errors import InputError, NotFoundError
+
+#: Attempts per S3 request (botocore "standard" retries: connection errors, 5xx, throttling).
+S3_MAX_ATTEMPTS = 5
 
 
 class BlobStore(Protocol):
@@ -73,11 +84,119 @@ class LocalBlobStore:
         yield path
 
 
-def open_blob_store(url: str, bucket: str) -> BlobStore:
+class S3BlobStore:
+    """A bucket behind an S3 API; credentials come from boto3's default chain (``AWS_*`` variables).
+
+    Transient faults (connection errors, 5xx, throttling) are retried by botocore with backoff,
+    ``S3_MAX_ATTEMPTS`` attempts per request; anything else fails at once with S3's message.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        part_size_mb: int = 64,
+    ) -> None:
+        self.bucket = bucket
+        session = boto3.session.Session()
+        if session.get_credentials() is None:
+            raise InputError(
+                f"no S3 credentials for s3://{bucket}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                "(for Supabase Storage: an S3 access key pair from the dashboard's Storage settings; "
+                "the SUPABASE_KEY API key does not sign S3 requests)"
+            )
+        compatible = endpoint_url is not None
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": S3_MAX_ATTEMPTS},
+            # S3-compatible servers (Supabase, MinIO) want bucket names in the path, not the host
+            # name, and not all of them take the streamed checksums boto3 sends by default to AWS.
+            s3={"addressing_style": "path" if compatible else "auto"},
+            request_checksum_calculation="when_required" if compatible else "when_supported",
+            response_checksum_validation="when_required" if compatible else "when_supported",
+            connect_timeout=10,
+            read_timeout=60,
+        )
+        self.client = session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        part = part_size_mb * 1024 * 1024
+        self.transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part)
+
+    def _missing(self, key: str) -> NotFoundError:
+        return NotFoundError(f"no object {key!r} in s3://{self.bucket}")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=_checked_key(key))
+        except ClientError as exc:
+            if _not_found(exc):
+                return False
+            raise
+        return True
+
+    def get(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=_checked_key(key))
+        except ClientError as exc:
+            if _not_found(exc):
+                raise self._missing(key) from exc
+            raise
+        return response["Body"].read()
+
+    def put(self, key: str, data: bytes | Path) -> None:
+        """Store bytes, or a file (multipart above the part size, streamed from disk)."""
+        key = _checked_key(key)
+        if isinstance(data, Path):
+            self.client.upload_file(str(data), self.bucket, key, Config=self.transfer)
+        else:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    @contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """Stream the object into a temporary file (in ``TMPDIR``) that is removed afterwards.
+
+        The bytes go from the socket to the file in small chunks, so a video of any size needs a
+        few megabytes of memory, and disk space for one copy.
+        """
+        key = _checked_key(key)
+        handle, name = tempfile.mkstemp(prefix="video-emotions-", suffix=Path(key).suffix)
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "wb") as out:
+                try:
+                    self.client.download_fileobj(self.bucket, key, out, Config=self.transfer)
+                except ClientError as exc:
+                    if _not_found(exc):
+                        raise self._missing(key) from exc
+                    raise
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _not_found(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def open_blob_store(
+    url: str,
+    bucket: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    part_size_mb: int = 64,
+) -> BlobStore:
+    """``file://FOLDER`` (FOLDER/BUCKET/KEY) or ``s3://`` (bucket ``bucket``) or ``s3://BUCKET``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return LocalBlobStore(Path(unquote(parsed.netloc + parsed.path)), bucket)
-    raise InputError(f"storage URL {url!r} is not supported: use file://FOLDER")
+    if parsed.scheme == "s3":
+        if parsed.path.strip("/"):
+            raise InputError(f"storage URL {url!r}: give the bucket only, as s3://BUCKET")
+        return S3BlobStore(
+            parsed.netloc or bucket, endpoint_url=endpoint_url, region=region, part_size_mb=part_size_mb
+        )
+    raise InputError(f"storage URL {url!r} is not supported: use file://FOLDER or s3://BUCKET")
 
 
 def video_key(session_id: int, interview_id: int, filename: str) -> str:

@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, update
+import psycopg
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from video_emotions.domain import Segment
-from video_emotions.storage import schema
+from video_emotions.errors import VideoEmotionsError
+from video_emotions.storage import migrations, schema
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Attempts of one database write when it meets a transient fault.
+DB_ATTEMPTS = 3
+#: PostgreSQL error codes worth another try: serialization failure, deadlock, server shutting down
+#: or restarting (``pg_terminate_backend`` too). Class 08 (connection exceptions) counts as well.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
+
+
+class TransientDatabaseError(VideoEmotionsError):
+    """A database write kept meeting transient faults until its attempts ran out."""
+
+
+class SchemaError(VideoEmotionsError):
+    """The database lacks tables the service needs, or ours are behind the code's migrations."""
 
 
 def utcnow() -> datetime:
@@ -46,6 +82,8 @@ class JobRecord:
     error: str | None
     segments: int | None
     log_key: str | None
+    fingerprint: str | None
+    caller_left_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -59,15 +97,79 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether a database error may pass on a second try: a lost connection, a serialization
+    failure or deadlock, a server restarting. Constraint violations, bad SQL etc. are permanent."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg raises OperationalError without a code when it cannot reach or lost the server.
+        return isinstance(exc.orig, psycopg.OperationalError)
+    return sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+
+
+def retrying(operation: Callable[[], T], *, what: str, attempts: int = DB_ATTEMPTS, delay: float = 0.5) -> T:
+    """Run ``operation`` (a whole transaction), again after a transient fault, with exponential
+    backoff and jitter, at most ``attempts`` times. The operation must be safe to repeat: a
+    connection lost during COMMIT leaves unknown whether the first attempt was written."""
+    attempt = 1
+    while True:
+        try:
+            return operation()
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                raise
+            cause = str(exc.orig or exc).strip().splitlines()[0]
+            if attempt >= attempts:
+                raise TransientDatabaseError(
+                    f"{what} failed after {attempts} attempts, the last with: {cause}"
+                ) from exc
+            pause = delay * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
+            logger.warning(
+                "%s: transient database fault (%s); attempt %d of %d, retrying in %.1f s",
+                what,
+                cause,
+                attempt,
+                attempts,
+                pause,
+            )
+            time.sleep(pause)
+            attempt += 1
+
+
 def make_engine(url: str) -> Engine:
+    """An engine for ``url``; ``postgresql://`` and ``postgres://`` get the psycopg 3 driver.
+
+    Statement parameters stay out of error messages: they hold interview data and land in logs.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url)
+        engine = create_engine(parsed, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    # Pre-ping: a pooled connection that the server (or Supabase's pooler) closed is replaced
+    # before use; recycle: connections older than 30 min are not kept to meet idle timeouts.
+    return create_engine(parsed, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True)
+
+
+def _skip_given_ids(conn: Connection, table: Table) -> None:
+    """Move a PostgreSQL table's id sequence (serial or identity, if it has one) past its largest
+    id, never back."""
+    conn.execute(
+        text(
+            "SELECT setval(seq::regclass, GREATEST(COALESCE(pg_sequence_last_value(seq::regclass), 1),"
+            f' (SELECT COALESCE(max(id), 1) FROM "{table.name}")))'
+            " FROM pg_get_serial_sequence(:table, 'id') AS seq WHERE seq IS NOT NULL"
+        ),
+        {"table": table.name},
+    )
 
 
 class Database:
@@ -77,9 +179,29 @@ class Database:
         self.engine = make_engine(url)
 
     def create_tables(self, *, interviewz: bool) -> None:
-        """Create our own tables, and the Interviewz ones too when ``interviewz`` (embedded default)."""
-        tables = list(schema.OWN_TABLES) + (list(schema.INTERVIEWZ_TABLES) if interviewz else [])
-        schema.metadata.create_all(self.engine, tables=tables)
+        """Bring our own tables to the latest migration; create the Interviewz ones first when
+        ``interviewz`` (only for the embedded SQLite default and tests: production has them)."""
+        if interviewz:
+            schema.metadata.create_all(self.engine, tables=list(schema.INTERVIEWZ_TABLES))
+        self.upgrade()
+
+    def upgrade(self) -> str:
+        """Run our migrations (``ve_*`` tables only) up to the latest; returns that revision."""
+        return migrations.upgrade(self.engine)
+
+    def check_schema(self) -> None:
+        """Fail with what to do when the Interviewz tables are missing or ours are not up to date."""
+        url = self.engine.url.render_as_string(hide_password=True)
+        inspector = inspect(self.engine)
+        missing = [t.name for t in schema.INTERVIEWZ_TABLES if not inspector.has_table(t.name)]
+        if missing:
+            raise SchemaError(f"{url} lacks the Interviewz tables {missing}: is it the application's?")
+        current, head = migrations.current_revision(self.engine), migrations.head_revision()
+        if current != head:
+            raise SchemaError(
+                f"the service's tables in {url} are at revision {current or 'none'}, the code needs {head}: "
+                "run `video-emotions db upgrade` with the same VE_DATABASE_URL first"
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -133,6 +255,8 @@ class Database:
         """Create the session (if new), the interview and its ``results`` rows; return the row ids.
 
         Fails when the interview already exists, so that ingesting twice cannot mix two videos.
+        On PostgreSQL the tables' id sequences are moved past the ids given here, so that the
+        application's own inserts that follow do not collide with them.
         """
         with self.engine.begin() as conn:
             if not conn.execute(
@@ -153,6 +277,9 @@ class Database:
                 if segment.id > 0:
                     values["id"] = segment.id
                 ids.append(conn.execute(insert(schema.results).values(**values)).inserted_primary_key[0])
+            if conn.dialect.name == "postgresql":
+                for table in schema.INTERVIEWZ_TABLES:
+                    _skip_given_ids(conn, table)
         return ids
 
     # Results ---------------------------------------------------------------------------------
@@ -163,12 +290,39 @@ class Database:
         job_id: str,
         interview_id: int,
         engine: str,
+        model_file: str | None,
         model_sha256: str | None,
         segments: Iterable[SegmentWrite],
     ) -> None:
-        """Write every segment, set ``video_ok`` and close the job, all in one transaction."""
+        """Write every segment, set ``video_ok`` and close the job, all in one transaction.
+
+        The interview's row is locked first, so two runs for one interview write one after the
+        other, never interleaved. Transient faults repeat the whole transaction (it is idempotent).
+        """
+        writes = list(segments)
+        retrying(
+            lambda: self._write_results(job_id, interview_id, engine, model_file, model_sha256, writes),
+            what=f"writing the results of interview {interview_id}",
+        )
+
+    def _write_results(
+        self,
+        job_id: str,
+        interview_id: int,
+        engine: str,
+        model_file: str | None,
+        model_sha256: str | None,
+        segments: list[SegmentWrite],
+    ) -> None:
         now = utcnow()
         with self.engine.begin() as conn:
+            # FOR NO KEY UPDATE: blocks other writers of this interview, not inserts of rows that
+            # reference it. SQLite has no row locks: its single writer serializes transactions.
+            conn.execute(
+                select(schema.interviews.c.id)
+                .where(schema.interviews.c.id == interview_id)
+                .with_for_update(key_share=True)
+            )
             for seg in segments:
                 conn.execute(
                     update(schema.results)
@@ -184,6 +338,7 @@ class Database:
                         interview_id=interview_id,
                         job_id=job_id,
                         engine=engine,
+                        model_file=model_file,
                         model_sha256=model_sha256,
                         start_ms=seg.start_ms,
                         end_ms=seg.end_ms,
@@ -227,13 +382,35 @@ class Database:
         return job_id
 
     def update_job(self, job_id: str, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(**values))
+        """Set fields of a job record; retried on transient faults (setting them twice is harmless)."""
+
+        def apply() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(**values))
+
+        retrying(apply, what=f"updating job {job_id}")
 
     def job(self, job_id: str) -> JobRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).first()
         return JobRecord(**row._mapping) if row else None
+
+    def finished_job(self, interview_id: int, fingerprint: str) -> str | None:
+        """The newest finished job of the interview with this fingerprint, if its results still stand."""
+        j = schema.jobs.c
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(j.id, j.fingerprint)
+                .where(j.interview_id == interview_id, j.status == "done")
+                .order_by(j.finished_at.desc())
+                .limit(1)
+            ).first()
+            video_ok = conn.execute(
+                select(schema.interviews.c.video_ok).where(schema.interviews.c.id == interview_id)
+            ).scalar()
+        if newest is None or newest.fingerprint != fingerprint or not video_ok:
+            return None
+        return newest.id
 
     def jobs_for_interview(self, interview_id: int) -> list[JobRecord]:
         j = schema.jobs.c

@@ -92,6 +92,8 @@ jobs = Table(
     Column("error", Text),
     Column("segments", Integer),
     Column("log_key", Text),
+    Column("fingerprint", String(64)),
+    Column("caller_left_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
@@ -100,10 +102,11 @@ jobs = Table(
 segment_results = Table(
     "ve_segment_results",
     metadata,
-    Column("result_id", BigInteger, primary_key=True),
+    Column("result_id", BigInteger, primary_key=True, autoincrement=False),  # = results.id
     Column("interview_id", BigInteger, nullable=False, index=True),
     Column("job_id", String(36), nullable=False),
     Column("engine", String(64), nullable=False),
+    Column("model_file", Text),
     Column("model_sha256", String(64)),
     Column("start_ms", Float(precision=53), nullable=False),
     Column("end_ms", Float(precision=53), nullable=False),

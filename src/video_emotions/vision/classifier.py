@@ -17,13 +17,24 @@ class EmotionClassifier:
 
     The model must take one-channel images of ``input_size`` pixels, in NHWC ``(N, S, S, 1)`` or
     NCHW ``(N, 1, S, S)``, normalised as fer does, and give ``(N, 7)`` probabilities.
+
+    With ``flip_average`` each crop is also classified mirrored left-right and the two probability
+    vectors are averaged: twice the work, for the gain that test-time flipping gives on faces.
     """
 
-    def __init__(self, model_path: Path, *, input_size: int = 64, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        input_size: int = 64,
+        threads: int | None = None,
+        flip_average: bool = False,
+    ) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
             raise ModelUnavailableError(f"emotion model {self.path} does not exist")
         self.input_size = input_size
+        self.flip_average = flip_average
         self.sha256 = file_sha256(self.path)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -57,7 +68,12 @@ class EmotionClassifier:
         if len(crops) == 0:
             return np.zeros((0, len(EMOTIONS)), np.float32)
         images = (crops.astype(np.float32) / 255.0 - 0.5) * 2.0
+        if self.flip_average:
+            images = np.concatenate([images, images[:, :, ::-1]])
         (probabilities,) = self._session.run(
-            None, {self._input_name: images.reshape(len(crops), *self._input_shape)}
+            None, {self._input_name: images.reshape(len(images), *self._input_shape)}
         )
-        return np.asarray(probabilities, dtype=np.float32)
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        if self.flip_average:
+            probabilities = (probabilities[: len(crops)] + probabilities[len(crops) :]) / 2
+        return probabilities

@@ -42,11 +42,14 @@ class DetectorClassifierEngine:
         classifier: EmotionClassifier,
         *,
         crop_margin: float,
+        align_faces: bool = False,
     ) -> None:
         self.name = name
         self.detector = detector
         self.classifier = classifier
         self.crop_margin = crop_margin
+        self.align_faces = align_faces
+        # The same identity as the registry's: the classifier decides the expression figures.
         self.model_file = f"{detector.path.name}+{classifier.path.name}"
         self.model_sha256 = classifier.sha256
 
@@ -62,6 +65,7 @@ class DetectorClassifierEngine:
                 margin=self.crop_margin,
                 size=self.classifier.input_size,
                 grayscale=True,
+                align=self.align_faces,
             )
             probabilities = self.classifier.classify(crops)
         by_frame = dict(zip(with_face, probabilities, strict=True))

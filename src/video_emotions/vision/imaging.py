@@ -4,6 +4,9 @@ swscale's area filter gives what ``cv2.resize(..., INTER_AREA)`` gives on a down
 aliasing, within half a grey level of an exact box average) and a bilinear-like result on an
 upscale, in C: about 1.2 ms to bring a 1280x720 RGB frame down to 192x108 on one core, where
 numpy needs tens of milliseconds for the same filter.
+
+:func:`resize_like_cv2` reproduces OpenCV's bilinear resize exactly, for classifiers trained on
+faces that OpenCV resized (fer's mini-Xception: 48x48 FER2013 faces brought to 64x64).
 """
 
 from __future__ import annotations
@@ -58,3 +61,29 @@ def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
         interpolation=Interpolation.AREA,
     )
     return resized.to_ndarray()
+
+
+def resize_like_cv2(images: np.ndarray, size: int) -> np.ndarray:
+    """Square gray ``uint8`` images resized as ``cv2.resize(image, (size, size))`` does (INTER_LINEAR).
+
+    OpenCV's fixed-point arithmetic reproduced bit for bit (checked against opencv-python-headless
+    5.0 on all of PublicTest): 11-bit weights, taps clamped at the edges in x, not in y, and the
+    rounding of its vectorised vertical pass. A float bilinear resize differs by one grey level on
+    ~12% of the pixels, enough to move PublicTest accuracy by 0.2 points.
+    """
+    n = images.shape[-1]
+    src = ((np.arange(size) + 0.5) * (n / size) - 0.5).astype(np.float32)
+    start = np.floor(src).astype(np.intp)
+    frac = src - start
+
+    def weights(fraction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.round((1 - fraction) * 2048).astype(np.int32), np.round(fraction * 2048).astype(np.int32)
+
+    x0 = np.clip(start, 0, n - 1)
+    left, right = weights(np.where((start < 0) | (start >= n - 1), 0, frac))
+    pixels = images.astype(np.int32)
+    rows = (pixels[..., x0] * left + pixels[..., np.minimum(x0 + 1, n - 1)] * right) >> 4
+    up, down = weights(frac)
+    top = (rows[..., np.clip(start, 0, n - 1), :] * up[:, None]) >> 16
+    bottom = (rows[..., np.clip(start + 1, 0, n - 1), :] * down[:, None]) >> 16
+    return ((top + bottom + 2) >> 2).astype(np.uint8)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from video_emotions.config import Settings
 from video_emotions.errors import InputError, ModelUnavailableError
+from video_emotions.vision.classifier import EmotionClassifier
 from video_emotions.vision.engine import DetectorClassifierEngine, EmotionEngine
-from video_emotions.vision.modelfiles import BLAZEFACE_FULL_RANGE, ModelCache
+from video_emotions.vision.modelfiles import BLAZEFACE_FULL_RANGE, ModelCache, file_sha256
 
 
 @dataclass(frozen=True)
@@ -19,17 +23,60 @@ class ModelStatus:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class EngineIdentity:
+    """What produced a result: the engine, its model file and sha256, and the settings that matter."""
+
+    engine: str
+    model_file: str
+    model_sha256: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _detector_file(settings: Settings) -> Path:
+    return ModelCache(settings.model_dir).fetch(BLAZEFACE_FULL_RANGE)
+
+
+def _default_classifier(settings: Settings) -> EmotionClassifier:
+    """The classifier ``VE_CLASSIFIER`` names (as ``video-emotions eval`` takes it), on one thread."""
+    from video_emotions.evaluation.classifiers import load_classifier
+
+    try:
+        return load_classifier(settings.classifier, settings).classifier
+    except InputError as exc:
+        raise ModelUnavailableError(f"VE_CLASSIFIER: {exc}") from exc
+
+
 def _load_default(settings: Settings) -> EmotionEngine:
     from video_emotions.vision.blazeface import BlazeFaceDetector
-    from video_emotions.vision.classifier import EmotionClassifier
-    from video_emotions.vision.mini_xception import ensure_mini_xception_onnx
 
-    cache = ModelCache(settings.model_dir)
-    detector = BlazeFaceDetector(
-        cache.fetch(BLAZEFACE_FULL_RANGE), threshold=settings.detector_threshold, threads=1
+    detector = BlazeFaceDetector(_detector_file(settings), threshold=settings.detector_threshold, threads=1)
+    return DetectorClassifierEngine(
+        "default",
+        detector,
+        _default_classifier(settings),
+        crop_margin=settings.crop_margin,
+        align_faces=settings.align_faces,
     )
-    classifier = EmotionClassifier(ensure_mini_xception_onnx(cache), threads=1)
-    return DetectorClassifierEngine("default", detector, classifier, crop_margin=settings.crop_margin)
+
+
+def _identify_default(settings: Settings) -> EngineIdentity:
+    detector_file = _detector_file(settings)
+    classifier = _default_classifier(settings)
+    return EngineIdentity(
+        engine="default",
+        model_file=f"{detector_file.name}+{classifier.path.name}",
+        model_sha256=classifier.sha256,
+        details={
+            "detector_sha256": file_sha256(detector_file),
+            "classifier": settings.classifier,
+            "crop_margin": settings.crop_margin,
+            "detector_threshold": settings.detector_threshold,
+            "align_faces": settings.align_faces,
+            # Not the engine's, but it decides each segment's summary.
+            "aggregation": settings.aggregation,
+        },
+    )
 
 
 def _default_status(settings: Settings) -> str | None:
@@ -48,6 +95,7 @@ class ModelEntry:
     #: Why the model cannot run here, or None when it can (a missing download is not fatal).
     unavailable: Callable[[Settings], str | None]
     load: Callable[[Settings], EmotionEngine] | None
+    identify: Callable[[Settings], EngineIdentity] | None = None
 
 
 def _not_yet(needs: str) -> Callable[[Settings], str | None]:
@@ -56,9 +104,11 @@ def _not_yet(needs: str) -> Callable[[Settings], str | None]:
 
 MODELS: dict[str, ModelEntry] = {
     "default": ModelEntry(
-        "BlazeFace full-range face detector + mini-Xception expression classifier (offline, CPU)",
+        "BlazeFace full-range face detector + expression classifier (VE_CLASSIFIER, default mini-Xception; "
+        "offline, CPU)",
         lambda _settings: None,
         _load_default,
+        _identify_default,
     ),
     "deepface": ModelEntry(
         "the DeepFace library's emotion model",
@@ -108,6 +158,8 @@ class ModelRegistry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.aliases = parse_aliases(settings.model_aliases)
+        self._identities: dict[str, EngineIdentity] = {}
+        self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         return sorted(set(MODELS) | set(self.aliases))
@@ -131,8 +183,18 @@ class ModelRegistry:
     def load(self, model_type: str | None) -> EmotionEngine:
         name = self.check(model_type)
         loader = MODELS[name].load
-        assert loader is not None
+        assert loader is not None, f"available model {name} has no loader"
         return loader(self.settings)
+
+    def identity(self, model_type: str | None) -> EngineIdentity:
+        """The identity of the engine serving ``model_type``, worked out once per process."""
+        name = self.check(model_type)
+        with self._lock:
+            if name not in self._identities:
+                identify = MODELS[name].identify
+                assert identify is not None, f"available model {name} has no identity"
+                self._identities[name] = identify(self.settings)
+            return self._identities[name]
 
     def statuses(self) -> list[ModelStatus]:
         out = []

@@ -1,0 +1,118 @@
+"""The Interviewz time budget: a 60-minute 720p30 interview answered within the caller's 300 s.
+
+Builds the benchmark interview with ``../shared/bench/make_bench_video.sh`` (cached under
+``~/.cache/video-emotions/bench``), starts the service as a subprocess on the embedded
+default, ingests the video with the candidate's segments (60% of the time), and times
+``POST /analyse_video`` as the middleware sends it. Beside it: the decode floor, FFmpeg
+decoding the whole video to 1 fps (``ffmpeg -i VIDEO -vf fps=1 -f null -``), in the same run.
+
+Run: ``make bench-interview`` (or ``.venv/bin/python benchmarks/bench_interview.py --minutes 10``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import imageio_ffmpeg
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.service import run_service  # noqa: E402
+
+BUDGET_S = 300.0
+
+
+def build_video(shared: Path, out: Path, minutes: int) -> tuple[Path, Path]:
+    env = dict(os.environ, FFMPEG=imageio_ffmpeg.get_ffmpeg_exe())
+    script = shared / "bench" / "make_bench_video.sh"
+    done = subprocess.run(
+        ["bash", str(script), str(out), str(minutes)], env=env, capture_output=True, text=True, check=True
+    )
+    video = Path(done.stdout.strip().splitlines()[-1])
+    return video, out / f"interview_{minutes}min_segments.json"
+
+
+def decode_floor(video: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-vf", "fps=1", "-f", "null", "-"],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def analyse(video: Path, segments: Path, workdir: Path) -> tuple[float, dict]:
+    with run_service(workdir / "service") as service:
+        ingest = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "video_emotions",
+                "ingest",
+                str(video),
+                "--session",
+                "1",
+                "--interview",
+                "1",
+                "--segments",
+                str(segments),
+            ],
+            env=service.env,
+            capture_output=True,
+            text=True,
+        )
+        if ingest.returncode != 0:
+            raise SystemExit(ingest.stderr)
+        started = time.perf_counter()
+        response = httpx.post(
+            f"{service.url}/analyse_video",
+            params={"session_id": 1, "interview_id": 1, "model_type": "default"},
+            timeout=3600,
+        )
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise SystemExit(f"analysis failed: {response.status_code} {response.text}")
+        emotions = httpx.get(f"{service.url}/v1/interviews/1/emotions").json()
+    return elapsed, emotions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=60)
+    parser.add_argument(
+        "--shared", type=Path, default=Path(os.environ.get("VE_SHARED_DIR", REPO.parent / "shared"))
+    )
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "video-emotions" / "bench")
+    args = parser.parse_args()
+
+    video, segments = build_video(args.shared, args.cache, args.minutes)
+    speech = sum(s["end"] - s["start"] for s in json.loads(segments.read_text())) / 1000
+    floor = decode_floor(video)
+    with tempfile.TemporaryDirectory(prefix="ve-bench-") as tmp:
+        seconds, emotions = analyse(video, segments, Path(tmp))
+    samples = sum(s["summary"]["frames"] for s in emotions["segments"])
+    with_face = sum(s["summary"]["frames_with_face"] for s in emotions["segments"])
+    print(
+        f"\n{video.name}: {args.minutes} min, candidate speaks {speech:.0f} s in "
+        f"{len(emotions['segments'])} segments; {samples} samples, face in {with_face}"
+    )
+    print(f"{'what':<40}{'seconds':>10}{'ratio':>10}")
+    print(f"{'POST /analyse_video (default model)':<40}{seconds:>10.1f}{'1.00':>10}")
+    print(f"{'caller budget (aiohttp total timeout)':<40}{BUDGET_S:>10.1f}{BUDGET_S / seconds:>10.2f}")
+    print(f"{'decode floor (ffmpeg -vf fps=1)':<40}{floor:>10.1f}{floor / seconds:>10.2f}")
+    print(f"{'samples per second':<40}{samples / seconds:>10.1f}")
+    if seconds > BUDGET_S:
+        raise SystemExit(f"over budget: {seconds:.0f} s > {BUDGET_S:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

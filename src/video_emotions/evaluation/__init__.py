@@ -1,0 +1,1 @@
+"""Measuring the expression classifiers: labelled face sets, classification figures, the eval command."""

@@ -1,0 +1,182 @@
+"""The product's whole pipeline on labelled clips: sampler, detector, crop, classifier and summary.
+
+A clip folder holds a ``labels.csv`` with at least the columns ``path`` (relative to the folder),
+``label``, ``dataset`` and ``label_quality`` (the layout of ``shared/data/videos_dev``). Labels
+are matched to our seven as class folders are (``anger`` → ``angry``, ...). Each clip is analysed
+as one segment ``[0, duration)`` with :func:`~video_emotions.analysis.analyse_video`, and its
+predicted label is the segment's ``dominant`` expression as the product reports it
+(:func:`~video_emotions.results.segment_summary` with the configured aggregation); a clip in
+which no sampled frame shows a face is predicted :data:`NO_FACE`, which is always wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from video_emotions.analysis import analyse_video
+from video_emotions.config import Settings
+from video_emotions.domain import EMOTIONS, Segment
+from video_emotions.errors import InputError
+from video_emotions.evaluation.faces import emotion_for_folder
+from video_emotions.evaluation.metrics import classification_metrics, wilson_interval
+from video_emotions.results import segment_summary
+from video_emotions.video.sampler import probe
+from video_emotions.vision.engine import EmotionEngine
+
+LABELS_FILE = "labels.csv"
+#: The prediction for a clip without any face.
+NO_FACE = "none"
+#: Predicted classes: our seven, then :data:`NO_FACE`.
+PREDICTED_CLASSES = (*EMOTIONS, NO_FACE)
+#: ``label_quality`` values of labels that are the dataset's own (the others are weaker).
+DATASET_QUALITIES = frozenset({"dataset", "dataset-page"})
+_COLUMNS = ("path", "label", "dataset", "label_quality")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A labelled clip; ``name`` is its path as ``labels.csv`` gives it, relative to the folder."""
+
+    name: str
+    path: Path
+    label: str
+    dataset: str
+    label_quality: str
+
+
+@dataclass(frozen=True)
+class ClipOutcome:
+    """What the pipeline made of one clip; ``seconds`` is the wall time of its analysis."""
+
+    clip: Clip
+    predicted: str
+    samples: int
+    samples_with_face: int
+    #: Sampled frames with a face whose most probable expression is the clip's label.
+    frames_correct: int
+    seconds: float
+
+
+def load_clips(folder: Path) -> list[Clip]:
+    """The clips listed in ``folder/labels.csv``; InputError for a missing file, column or clip, or
+    a label that is not one of our seven."""
+    folder = Path(folder)
+    labels = folder / LABELS_FILE
+    if not labels.is_file():
+        raise InputError(f"{folder}: no {LABELS_FILE}")
+    with labels.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    missing = [column for column in _COLUMNS if rows and column not in rows[0]]
+    if not rows or missing:
+        raise InputError(f"{labels}: needs rows with the columns {', '.join(_COLUMNS)} (missing {missing})")
+    clips = []
+    for row in rows:
+        label = emotion_for_folder(row["label"])
+        if label is None:
+            raise InputError(f"{labels}: label {row['label']!r} of {row['path']} is not one of {EMOTIONS}")
+        path = folder / row["path"]
+        if not path.is_file():
+            raise InputError(f"{labels}: clip {row['path']} is missing")
+        clips.append(Clip(row["path"], path, label, row["dataset"], row["label_quality"]))
+    return clips
+
+
+def run_clip(clip: Clip, engine: EmotionEngine, settings: Settings, *, interval: float) -> ClipOutcome:
+    """Analyse ``clip`` as one segment the way the service does and read its summary."""
+    start = time.perf_counter()
+    (result,) = analyse_video(
+        clip.path, [Segment(1, 0.0, probe(clip.path).duration)], engine, interval=interval
+    )
+    seconds = time.perf_counter() - start
+    summary = segment_summary(result, settings.aggregation)
+    frames = [f.estimate.probabilities for f in result.frames if f.estimate.probabilities is not None]
+    return ClipOutcome(
+        clip=clip,
+        predicted=summary["dominant"] or NO_FACE,
+        samples=summary["frames"],
+        samples_with_face=summary["frames_with_face"],
+        frames_correct=sum(max(p, key=p.__getitem__) == clip.label for p in frames),
+        seconds=seconds,
+    )
+
+
+def group_figures(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
+    """Clip accuracy (Wilson 95%), macro-F1 over our seven, per-class recall, the confusion matrix
+    (rows: true, of our seven; columns: :data:`PREDICTED_CLASSES`), the share of samples with a
+    face, frame accuracy (Wilson 95%) and ms per sample, JSON-ready."""
+    metrics = classification_metrics(
+        [EMOTIONS.index(o.clip.label) for o in outcomes],
+        [PREDICTED_CLASSES.index(o.predicted) for o in outcomes],
+        PREDICTED_CLASSES,
+    )
+    # "none" is never a true label: leave its F1 (always 0) out of the macro average.
+    f1 = [value for name, value in metrics.per_class_f1.items() if name != NO_FACE and value is not None]
+    samples = sum(o.samples for o in outcomes)
+    with_face = sum(o.samples_with_face for o in outcomes)
+    frames_correct = sum(o.frames_correct for o in outcomes)
+    return {
+        "clips": metrics.count,
+        "correct": metrics.correct,
+        "accuracy": metrics.accuracy,
+        "accuracy_ci95": list(metrics.accuracy_ci95),
+        "macro_f1": sum(f1) / len(f1) if f1 else 0.0,
+        "per_class_recall": {emotion: metrics.per_class_recall[emotion] for emotion in EMOTIONS},
+        "predicted_classes": list(PREDICTED_CLASSES),
+        "confusion": [list(row) for row in metrics.confusion[: len(EMOTIONS)]],
+        "samples": samples,
+        "samples_with_face": with_face,
+        "face_share": with_face / samples if samples else 0.0,
+        "frames_correct": frames_correct,
+        "frame_accuracy": frames_correct / with_face if with_face else 0.0,
+        "frame_accuracy_ci95": list(wilson_interval(frames_correct, with_face)),
+        "ms_per_sample": 1000.0 * sum(o.seconds for o in outcomes) / samples if samples else 0.0,
+    }
+
+
+def clips_report(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
+    """:func:`group_figures` overall, per ``dataset``, and for the clips with the datasets' own labels,
+    plus one row per clip."""
+    datasets = sorted({o.clip.dataset for o in outcomes})
+    own_labels = [o for o in outcomes if o.clip.label_quality in DATASET_QUALITIES]
+    return {
+        "overall": group_figures(outcomes),
+        "by_dataset": {
+            name: group_figures([o for o in outcomes if o.clip.dataset == name]) for name in datasets
+        },
+        "dataset_labels": group_figures(own_labels) if own_labels else None,
+        "per_clip": [
+            {
+                "path": o.clip.name,
+                "label": o.clip.label,
+                "predicted": o.predicted,
+                "dataset": o.clip.dataset,
+                "label_quality": o.clip.label_quality,
+                "samples": o.samples,
+                "samples_with_face": o.samples_with_face,
+                "frames_correct": o.frames_correct,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def evaluate_clips(
+    clips: Sequence[Clip],
+    engine: EmotionEngine,
+    settings: Settings,
+    *,
+    interval: float,
+    progress: Callable[[ClipOutcome], None] | None = None,
+) -> dict[str, Any]:
+    """Run the pipeline on every clip and report (see :func:`clips_report`)."""
+    outcomes = []
+    for clip in clips:
+        outcomes.append(run_clip(clip, engine, settings, interval=interval))
+        if progress is not None:
+            progress(outcomes[-1])
+    return clips_report(outcomes)

@@ -1,0 +1,93 @@
+"""The training recipe end to end, a few batches on a few hundred synthetic faces.
+
+PyTorch is never installed in the service's environment: the recipe runs as a subprocess of
+``.venv-train/bin/python`` (``make train-env`` builds it; ``make test`` depends on that).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from tests.conftest import REPO
+from video_emotions.domain import EMOTIONS
+from video_emotions.vision.classifier import EmotionClassifier
+from video_emotions.vision.mini_xception import model_metadata
+
+TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def train_python() -> Path:
+    if not TRAIN_PYTHON.is_file():
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(f"{TRAIN_PYTHON} is missing: `make train-env` builds it")
+        pytest.skip(f"{TRAIN_PYTHON} is missing (`make train-env` builds it)")
+    return TRAIN_PYTHON
+
+
+def write_faces(path: Path, count: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    np.savez(
+        path,
+        images=rng.integers(0, 256, size=(count, 48, 48), dtype=np.uint8),
+        labels=rng.integers(0, len(EMOTIONS), size=count),
+    )
+    return path
+
+
+def train(python: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(python),
+        str(REPO / "training" / "train.py"),
+        "--out",
+        str(tmp_path / "run"),
+        "--train",
+        str(tmp_path / "train.npz"),
+        "--test",
+        str(tmp_path / "test.npz"),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--max-batches",
+        "2",
+        *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.mark.slow
+def test_train_export_and_resume(train_python: Path, tmp_path: Path) -> None:
+    write_faces(tmp_path / "train.npz", 300, seed=0)
+    write_faces(tmp_path / "test.npz", 50, seed=1)
+    done = train(train_python, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "epoch 2/2" in done.stdout
+
+    run = tmp_path / "run"
+    onnx_path = run / "model.onnx"
+    faces = np.random.default_rng(2).normal(size=(5, 1, 48, 48)).astype(np.float32)
+    (probabilities,) = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": faces}
+    )
+    assert probabilities.shape == (5, len(EMOTIONS))
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert model_metadata(onnx_path)["labels"] == ",".join(EMOTIONS)
+    crops = np.zeros((3, 48, 48), np.uint8)
+    assert EmotionClassifier(onnx_path, input_size=48, flip_average=True).classify(crops).shape == (3, 7)
+    card = (run / "MODEL_CARD.md").read_text()
+    assert "FER2013" in card and "flip-averaged" in card and "Licence" in card
+
+    exported = onnx_path.read_bytes()
+    again = train(train_python, tmp_path, "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed after epoch 2" in again.stdout and "epoch 1/2" not in again.stdout
+    assert onnx_path.read_bytes() == exported
+    refused = train(train_python, tmp_path, "--resume", "--lr", "0.05")
+    assert refused.returncode != 0 and "trained with other lr" in refused.stderr

@@ -1,0 +1,110 @@
+"""Per-batch augmentation on tensors (the recipe of shared/models.md), drawn from torch's global RNG.
+
+Everything works on a whole batch at once: one ``affine_grid``/``grid_sample`` for flip, rotation,
+zoom and shift; per-image brightness and contrast; one random rectangle erased per chosen image;
+and, on a share of the batches, mixup or cutmix (the caller mixes the loss with the returned weight).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _uniform(count: int, low: float, high: float) -> torch.Tensor:
+    return torch.rand(count) * (high - low) + low
+
+
+def random_affine(
+    images: torch.Tensor,
+    degrees: float = 15.0,
+    zoom: float = 1.2,
+    shift: float = 0.1,
+) -> torch.Tensor:
+    """Horizontal flip (half the images), rotation within ±``degrees``, zoom in [1/zoom, zoom]
+    (log-uniform), shift within ±``shift`` of the side; borders repeat the edge pixels."""
+    count = images.shape[0]
+    angle = _uniform(count, -degrees, degrees) * (math.pi / 180)
+    scale = torch.exp(_uniform(count, -math.log(zoom), math.log(zoom)))
+    flip = torch.where(torch.rand(count) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, _uniform(count, -2 * shift, 2 * shift)], dim=1),
+            torch.stack([sin * flip, cos, _uniform(count, -2 * shift, 2 * shift)], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def jitter(images: torch.Tensor, brightness: float = 0.2, contrast: float = 0.3) -> torch.Tensor:
+    """Contrast scaled by [1 - ``contrast``, 1 + ``contrast``] about each image's mean, then a
+    brightness offset within ±``brightness`` (images normalised to [-1, 1], clamped back there)."""
+    count = images.shape[0]
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    factor = _uniform(count, 1 - contrast, 1 + contrast).view(-1, 1, 1, 1)
+    offset = _uniform(count, -brightness, brightness).view(-1, 1, 1, 1)
+    return ((images - mean) * factor + mean + offset).clamp(-1.0, 1.0)
+
+
+def random_erasing(
+    images: torch.Tensor,
+    probability: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.25),
+    aspect: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
+    """Fill one random rectangle with noise in a ``probability`` share of the images."""
+    count, _, height, width = images.shape
+    share = _uniform(count, *area)
+    ratio = torch.exp(_uniform(count, math.log(aspect[0]), math.log(aspect[1])))
+    box_h = (torch.sqrt(share * ratio) * height).clamp(1, height)
+    box_w = (torch.sqrt(share / ratio) * width).clamp(1, width)
+    top = torch.rand(count) * (height - box_h)
+    left = torch.rand(count) * (width - box_w)
+    rows = torch.arange(height).view(1, -1, 1)
+    cols = torch.arange(width).view(1, 1, -1)
+    inside = (
+        (rows >= top.view(-1, 1, 1))
+        & (rows < (top + box_h).view(-1, 1, 1))
+        & (cols >= left.view(-1, 1, 1))
+        & (cols < (left + box_w).view(-1, 1, 1))
+    )
+    chosen = (torch.rand(count) < probability).view(-1, 1, 1)
+    mask = (inside & chosen).unsqueeze(1)
+    noise = torch.rand(images.shape) * 2 - 1
+    return torch.where(mask, noise, images)
+
+
+def mix(
+    images: torch.Tensor, labels: torch.Tensor, probability: float = 0.3
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup (alpha 0.2) or cutmix (alpha 1), half and half, on a ``probability`` share of batches.
+
+    Returns the images, the partner labels and the weight of the original labels (1 when unmixed).
+    """
+    if torch.rand(1).item() >= probability:
+        return images, labels, 1.0
+    order = torch.randperm(images.shape[0])
+    if torch.rand(1).item() < 0.5:
+        weight = float(torch.distributions.Beta(0.2, 0.2).sample().item())
+        return weight * images + (1 - weight) * images[order], labels[order], weight
+    height, width = images.shape[2:]
+    weight = float(torch.distributions.Beta(1.0, 1.0).sample().item())
+    cut_h, cut_w = int(height * math.sqrt(1 - weight)), int(width * math.sqrt(1 - weight))
+    top = int(torch.randint(0, height - cut_h + 1, (1,)))
+    left = int(torch.randint(0, width - cut_w + 1, (1,)))
+    mixed = images.clone()
+    mixed[:, :, top : top + cut_h, left : left + cut_w] = images[
+        order, :, top : top + cut_h, left : left + cut_w
+    ]
+    return mixed, labels[order], 1 - cut_h * cut_w / (height * width)
+
+
+def augment(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """The whole training augmentation for normalised ``(N, 1, H, W)`` images."""
+    images = random_erasing(jitter(random_affine(images)))
+    return mix(images, labels)
