@@ -3,9 +3,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# The training environment (PyTorch, the [train] extra): never the service's.
-TRAIN_VENV ?= .venv-train
-TRAIN_STAMP := $(TRAIN_VENV)/.installed-stamp
+# The heavy extras (TensorFlow for deepface, PyTorch for ultralytics): their own environment, so the
+# service's stays light. `make test` runs the tests marked heavy with it.
+HEAVY_VENV ?= .venv-heavy
+HEAVY_STAMP := $(HEAVY_VENV)/.installed-stamp
 
 .PHONY: install models run test lint bench bench-interview clean
 
@@ -24,11 +25,12 @@ run: models
 	$(BIN)/video-emotions serve
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks training
+	$(BIN)/ruff format --check src tests benchmarks training
 
-test: models lint train-env
-	$(BIN)/pytest
+test: models lint heavy-env
+	$(BIN)/pytest -m "not heavy"
+	$(HEAVY_VENV)/bin/pytest -m heavy
 
 bench: models
 	$(BIN)/python benchmarks/bench_detector.py
@@ -37,22 +39,31 @@ bench: models
 bench-interview: models
 	$(BIN)/python benchmarks/bench_interview.py --minutes 60
 
-.PHONY: eval train train-env
+.PHONY: eval train train-env heavy-env
 
 eval: models
 	$(BIN)/video-emotions eval ../shared/data/fer2013/public_test.npz
 
-$(TRAIN_STAMP): pyproject.toml
-	$(PYTHON) -m venv $(TRAIN_VENV)
-	$(TRAIN_VENV)/bin/python -m pip install --quiet -e ".[train]"
-	touch $(TRAIN_STAMP)
+.PHONY: eval-clips
+# The whole pipeline on the labelled dev clips (read from ../shared, never copied here): the default
+# pipeline, then the same with every other registered classifier (docs/accuracy.md).
+eval-clips: models
+	$(BIN)/video-emotions eval-clips ../shared/data/videos_dev --all-classifiers
 
-# Used by `make test` too: tests/training runs the recipe with $(TRAIN_VENV)/bin/python.
-train-env: $(TRAIN_STAMP)
+# Training runs in the heavy environment (PyTorch); tests/training runs the recipe with its python.
+train-env: heavy-env
 
 # The full recipe on FER2013: 18 epochs, 20 to 80 min on 2 CPU cores as the machine is busy or not; resumes.
 train: train-env
-	nice -n 19 $(TRAIN_VENV)/bin/python training/train.py --out training/runs/full --resume
+	nice -n 19 $(HEAVY_VENV)/bin/python training/train.py --out training/runs/full --resume
+
+$(HEAVY_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(HEAVY_VENV)
+	$(HEAVY_VENV)/bin/python -m pip install --quiet -e ".[dev,deepface,yolo,train]"
+	touch $(HEAVY_STAMP)
+
+# A few GB (pip's cache under ~/.cache/pip makes a rebuild cheap): see the README for its build time.
+heavy-env: $(HEAVY_STAMP)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(HEAVY_VENV) .pytest_cache .ruff_cache

@@ -82,3 +82,34 @@ def test_csv_has_a_row_per_frame() -> None:
     assert lines[1].split(",")[:4] == ["5", "0", "0.000", "1"]
     assert lines[1].split(",")[4 + EMOTIONS.index("fear")] == "100.0"
     assert lines[2].split(",")[4:] == [""] * 7
+
+
+def test_aggregations_combine_frames_as_named() -> None:
+    small, large = Face(0, 0, 10, 10, 0.6), Face(0, 0, 30, 10, 0.9)
+    frames = [
+        FrameResult(0, 0.0, FrameEstimate(small, 1, {e: 0.0 for e in EMOTIONS} | {"sad": 0.9, "happy": 0.1})),
+        FrameResult(1, 1.0, FrameEstimate(large, 1, {e: 0.0 for e in EMOTIONS} | {"sad": 0.2, "happy": 0.8})),
+        FrameResult(2, 2.0, NO_FACE),
+    ]
+    result = SegmentResult(Segment(1, 0.0, 3.0), frames)
+
+    def summary(aggregation: str) -> dict:
+        return segment_summary(result, aggregation)["mean"]
+
+    assert summary("mean")["sad"] == 55.0 and segment_summary(result)["dominant"] == "sad"
+    assert summary("score_weighted")["happy"] == round(100 * (0.6 * 0.1 + 0.9 * 0.8) / 1.5, 3)
+    assert summary("size_weighted")["happy"] == round(100 * (100 * 0.1 + 300 * 0.8) / 400, 3)
+    # Geometric means, scaled to add up to 1: sqrt(0.18) against sqrt(0.08) for sad.
+    assert summary("log_mean")["sad"] == round(100 * 0.18**0.5 / (0.18**0.5 + 0.08**0.5), 3)
+    # Two frames: nothing to trim, the plain mean.
+    assert summary("trimmed_mean") == summary("mean")
+    assert segment_summary(result, "size_weighted")["dominant"] == "happy"
+    assert segment_summary(result, "log_mean")["frames_with_face"] == 2
+
+
+def test_trimmed_mean_drops_the_extremes_class_by_class() -> None:
+    values = [0.9, 0.5, 0.4, 0.45, 0.0]
+    frames = [FrameResult(i, float(i), estimate(sad=v, neutral=1 - v)) for i, v in enumerate(values)]
+    means = segment_summary(SegmentResult(Segment(1, 0.0, 5.0), frames), "trimmed_mean")["mean"]
+    # One frame of five cut at each end: sad (0.4 + 0.45 + 0.5) / 3, neutral (0.5 + 0.55 + 0.6) / 3.
+    assert means["sad"] == round(100 * 0.45 / (0.45 + 0.55), 3)

@@ -1,6 +1,6 @@
 """Train the expression classifier on FER2013, export it as ONNX and write its model card.
 
-    .venv-train/bin/python training/train.py --out training/runs/NAME [--epochs N] [--resume]
+    .venv-heavy/bin/python training/train.py --out training/runs/NAME [--epochs N] [--resume]
 
 The recipe is the one of shared/models.md (measured on a GPU), on whatever device there is:
 per-batch augmentation (flip, ±15° rotation, zoom, shift, brightness and contrast, random
@@ -252,8 +252,9 @@ def _card(state: dict, onnx_path: Path, results: dict[str, dict], device: torch.
         "SGD-Nesterov 0.9, weight decay 5e-4. Net: `training/net.py` (FaceResNet: 3x3 stem at 48x48, "
         f"strided 3x3 to 24x24, basic residual blocks {FaceResNet.BLOCKS} in stages of {FaceResNet.WIDTHS} "
         "channels at 24, 12, 6 and 3 pixels).",
-        f"Trained on {device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"threads, torch {torch.__version__}): {state['seconds'] / 60:.1f} min for {state['epoch']} epochs.",
+        f"Trained on {device.type} ({platform.machine()}, torch {torch.__version__}): "
+        f"{state['seconds'] / 60:.1f} min of training for {state['epoch']} epochs "
+        "(per epoch: `history.json`; on a shared machine the time says more about the load than the recipe).",
         "",
         "## Figures on FER2013 PublicTest (ONNX Runtime, one thread, median ms per face)",
         "",

@@ -56,7 +56,8 @@ def analyse(
             chosen = [s for s in load_segments(segments) if s.speaker == 0]
         else:
             chosen = [Segment(id=1, start=0.0, end=probe(video).duration)]
-        engine = ModelRegistry(settings).load(model)
+        registry = ModelRegistry(settings)
+        engine = registry.load(registry.check(model))  # check: yolo_cloud may fall back to yolo_local
         with Progress(
             TextColumn("analysing"),
             BarColumn(),
@@ -87,7 +88,7 @@ def analyse(
                 "id": r.segment.id,
                 "start_ms": r.segment.start * 1000.0,
                 "end_ms": r.segment.end * 1000.0,
-                "summary": segment_summary(r),
+                "summary": segment_summary(r, settings.aggregation),
                 "video_emotions": legacy_segment(r),
             }
             for r in results
@@ -153,7 +154,16 @@ def serve(
 
 
 @models_app.command("pull")
-def models_pull() -> None:
+def models_pull(
+    deepface: Annotated[
+        bool,
+        typer.Option(
+            "--deepface",
+            help="Also put OpenCV's Haar cascades (from a pinned OpenCV 4 wheel) where DeepFace looks "
+            "($DEEPFACE_HOME/.deepface/weights), for the deepface model's opencv detector.",
+        ),
+    ] = False,
+) -> None:
     """Download, check and convert every model file the default pipeline needs."""
     from video_emotions.vision.mini_xception import ensure_mini_xception_onnx
     from video_emotions.vision.modelfiles import DEFAULT_SOURCES, ModelCache
@@ -163,6 +173,11 @@ def models_pull() -> None:
         for source in DEFAULT_SOURCES:
             console.print(f"{source.name}: {cache.fetch(source)}")
         console.print(f"mini-xception (ONNX): {ensure_mini_xception_onnx(cache)}")
+        if deepface:
+            from video_emotions.vision.deepface_engine import install_cascades, weights_dir
+
+            for path in install_cascades(cache, weights_dir()):
+                console.print(f"deepface (opencv detector): {path}")
     except VideoEmotionsError as exc:
         raise _fail(exc) from exc
 
@@ -193,6 +208,30 @@ def models_list() -> None:
         "ok" if onnx.is_file() else "missing",
     )
     Console().print(table)
+
+
+@models_app.command("export-yolo")
+def models_export_yolo(
+    source: Annotated[Path, typer.Argument(help="An ultralytics YOLO classification checkpoint (.pt).")],
+    target: Annotated[Path, typer.Argument(help="The ONNX file to write (.onnx).")],
+) -> None:
+    """Export a YOLO classification .pt to ONNX (dynamic batch), which yolo_local runs without torch.
+
+    Needs the [yolo] extra; the .onnx then needs nothing beyond the base install.
+    """
+    from video_emotions.vision.labels import label_columns
+    from video_emotions.vision.yolo import OnnxYoloClassifier, export_onnx
+
+    try:
+        written = export_onnx(source, target)
+        names = OnnxYoloClassifier(written).names
+    except VideoEmotionsError as exc:
+        raise _fail(exc) from exc
+    console.print(f"wrote {written}: classes {names}")
+    try:
+        label_columns(names, source=str(written))
+    except ValueError as exc:
+        console.print(f"[yellow]warning:[/yellow] yolo_local will refuse it: {exc}")
 
 
 @db_app.command("upgrade")

@@ -75,7 +75,9 @@ class Settings(BaseSettings):
     model_aliases: str = Field(
         "", description="Operator's name mapping, e.g. 'deepface=default,yolo=default'."
     )
-    crop_margin: float = Field(0.5, ge=0, description="Face crop: box side enlarged by this share.")
+    crop_margin: float = Field(
+        0.2, ge=0, description="Face crop: box side enlarged by this share (chosen in docs/accuracy.md)."
+    )
     detector_threshold: float = Field(0.5, gt=0, lt=1, description="BlazeFace score threshold.")
     align_faces: bool = Field(
         False, description="Face crop: turn it so the eyes (BlazeFace's eye keypoints) lie level."
@@ -91,6 +93,26 @@ class Settings(BaseSettings):
         "log_mean (mean of log-probabilities), trimmed_mean (per class, a fifth cut at each end), "
         "score_weighted (by detector score) or size_weighted (by face area).",
     )
+    deepface_detector: str = Field(
+        "opencv", description="deepface: DeepFace's face detector backend (opencv as the seed, or skip)."
+    )
+    yolo_model_path: Path | None = Field(
+        None, description="yolo_local: an ultralytics YOLO classification model, .onnx (or .pt: [yolo])."
+    )
+    yolo_crop_face: bool = Field(
+        True, description="yolo_local, yolo_cloud: classify the face BlazeFace finds; false: the whole frame."
+    )
+    remote_url: str | None = Field(
+        None, description="yolo_cloud: a prediction endpoint speaking Vertex AI's JSON (:predict URL)."
+    )
+    remote_token: str | None = Field(
+        None, description="yolo_cloud: bearer token; default: Google credentials for a Vertex URL."
+    )
+    remote_timeout: float = Field(30.0, gt=0, description="yolo_cloud: seconds per request.")
+    remote_retries: int = Field(
+        2, ge=0, description="yolo_cloud: retries after a 5xx or a connection error, with backoff."
+    )
+    remote_batch: int = Field(32, ge=1, description="yolo_cloud: face images per request.")
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8003, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="Analyses that run at the same time.")

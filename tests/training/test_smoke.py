@@ -1,7 +1,7 @@
 """The training recipe end to end, a few batches on a few hundred synthetic faces.
 
 PyTorch is never installed in the service's environment: the recipe runs as a subprocess of
-``.venv-train/bin/python`` (``make train-env`` builds it; ``make test`` depends on that).
+``.venv-heavy/bin/python`` (``make heavy-env`` builds it; ``make test`` depends on that).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from video_emotions.domain import EMOTIONS
 from video_emotions.vision.classifier import EmotionClassifier
 from video_emotions.vision.mini_xception import model_metadata
 
-TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+TRAIN_PYTHON = REPO / ".venv-heavy" / "bin" / "python"
 
 
 @pytest.fixture(scope="module")
 def train_python() -> Path:
     if not TRAIN_PYTHON.is_file():
         if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{TRAIN_PYTHON} is missing: `make train-env` builds it")
-        pytest.skip(f"{TRAIN_PYTHON} is missing (`make train-env` builds it)")
+            pytest.fail(f"{TRAIN_PYTHON} is missing: `make heavy-env` builds it")
+        pytest.skip(f"{TRAIN_PYTHON} is missing (`make heavy-env` builds it)")
     return TRAIN_PYTHON
 
 

@@ -121,3 +121,45 @@ def test_resize_reads_strided_views_and_gray_images() -> None:
     np.testing.assert_array_equal(resize(view, 45, 15), resize(view.copy(), 45, 15))
     assert resize(view, 200, 60).shape == (60, 200)
     assert np.unique(resize(np.full((7, 5), 42, dtype=np.uint8), 64, 64)).tolist() == [42]
+
+
+def eyes_on_grey(tilt_degrees: float) -> tuple[np.ndarray, Face]:
+    """Two dark 9-px 'eyes' 80 px apart around (150, 150), their line turned by ``tilt_degrees``."""
+    image = np.full((300, 300, 3), 200, dtype=np.uint8)
+    tilt = np.radians(tilt_degrees)
+    offset = 40 * np.array([np.cos(tilt), np.sin(tilt)])
+    eyes = (150 - offset, 150 + offset)
+    for x, y in eyes:
+        image[round(y) - 4 : round(y) + 5, round(x) - 4 : round(x) + 5] = 0
+    keypoints = tuple((float(x), float(y)) for x, y in eyes)
+    return image, Face(x=90, y=90, width=120, height=120, score=0.9, keypoints=keypoints)
+
+
+def test_aligned_crop_levels_the_eyes() -> None:
+    image, face = eyes_on_grey(25)
+
+    plain = crop_face(image, face, margin=0.0, size=120)
+    aligned = crop_face(image, face, margin=0.0, size=120, align=True)
+
+    rows, cols = np.nonzero(plain < 100)
+    assert rows[cols > 60].mean() - rows[cols < 60].mean() == pytest.approx(
+        80 * np.sin(np.radians(25)), abs=1
+    )
+    rows, cols = np.nonzero(aligned < 100)
+    for side, centre in ((cols < 60, 59.5 - 40), (cols > 60, 59.5 + 40)):
+        assert rows[side].mean() == pytest.approx(59.5, abs=0.7)
+        assert cols[side].mean() == pytest.approx(centre, abs=1.5)
+    assert aligned.shape == (120, 120) and (aligned[:5] == 200).all()
+    assert crop_face(image, face, margin=0.2, size=48, grayscale=False, align=True).shape == (48, 48, 3)
+
+
+def test_alignment_leaves_level_eyes_and_faces_without_keypoints_alone() -> None:
+    image, face = eyes_on_grey(0)
+    np.testing.assert_array_equal(
+        crop_face(image, face, margin=0.3, size=64, align=True), crop_face(image, face, margin=0.3, size=64)
+    )
+    tilted, face = eyes_on_grey(30)
+    bare = Face(x=face.x, y=face.y, width=face.width, height=face.height, score=face.score)
+    np.testing.assert_array_equal(
+        crop_face(tilted, bare, margin=0.3, size=64, align=True), crop_face(tilted, bare, margin=0.3, size=64)
+    )

@@ -40,3 +40,14 @@ def test_bad_alias_settings_are_refused() -> None:
         parse_aliases("deepface")
     with pytest.raises(InputError, match="NAME=ENGINE"):
         parse_aliases("deepface=resnet")
+
+
+def test_the_default_engine_runs_what_the_pipeline_settings_name() -> None:
+    settings = Settings(classifier="mini-xception+flip", align_faces=True, aggregation="log_mean")
+    registry = ModelRegistry(settings)
+    engine = registry.load("default")
+    assert engine.classifier.flip_average and engine.align_faces
+    details = registry.identity("default").details
+    assert details["classifier"] == "mini-xception+flip" and details["aggregation"] == "log_mean"
+    with pytest.raises(ModelUnavailableError, match="VE_CLASSIFIER: unknown classifier 'nope'"):
+        ModelRegistry(Settings(classifier="nope")).load("default")

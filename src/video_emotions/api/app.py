@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from video_emotions import __version__
+from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
@@ -218,7 +219,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {
             "default": settings.default_model,
             "aliases": ctx.models.aliases,
-            "models": [status.__dict__ for status in ctx.models.statuses()],
+            # In a thread: yolo and yolo_cloud ask their endpoint whether it answers.
+            "models": [status.__dict__ for status in await run_in_threadpool(ctx.models.statuses)],
         }
 
+    app.include_router(predict_router)
     return app

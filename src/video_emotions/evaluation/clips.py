@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from video_emotions.analysis import analyse_video
-from video_emotions.config import Settings
+from video_emotions.config import Aggregation
 from video_emotions.domain import EMOTIONS, Segment
 from video_emotions.errors import InputError
 from video_emotions.evaluation.faces import emotion_for_folder
@@ -86,14 +86,14 @@ def load_clips(folder: Path) -> list[Clip]:
     return clips
 
 
-def run_clip(clip: Clip, engine: EmotionEngine, settings: Settings, *, interval: float) -> ClipOutcome:
+def run_clip(clip: Clip, engine: EmotionEngine, *, interval: float, aggregation: Aggregation) -> ClipOutcome:
     """Analyse ``clip`` as one segment the way the service does and read its summary."""
     start = time.perf_counter()
     (result,) = analyse_video(
         clip.path, [Segment(1, 0.0, probe(clip.path).duration)], engine, interval=interval
     )
     seconds = time.perf_counter() - start
-    summary = segment_summary(result, settings.aggregation)
+    summary = segment_summary(result, aggregation)
     frames = [f.estimate.probabilities for f in result.frames if f.estimate.probabilities is not None]
     return ClipOutcome(
         clip=clip,
@@ -168,15 +168,15 @@ def clips_report(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
 def evaluate_clips(
     clips: Sequence[Clip],
     engine: EmotionEngine,
-    settings: Settings,
     *,
     interval: float,
+    aggregation: Aggregation,
     progress: Callable[[ClipOutcome], None] | None = None,
 ) -> dict[str, Any]:
     """Run the pipeline on every clip and report (see :func:`clips_report`)."""
     outcomes = []
     for clip in clips:
-        outcomes.append(run_clip(clip, engine, settings, interval=interval))
+        outcomes.append(run_clip(clip, engine, interval=interval, aggregation=aggregation))
         if progress is not None:
             progress(outcomes[-1])
     return clips_report(outcomes)

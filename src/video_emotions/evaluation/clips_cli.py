@@ -13,17 +13,15 @@ from rich.table import Table
 from video_emotions.config import Settings, get_settings
 from video_emotions.domain import EMOTIONS
 from video_emotions.errors import ModelUnavailableError, VideoEmotionsError
-from video_emotions.evaluation.classifiers import CLASSIFIERS
+from video_emotions.evaluation.classifiers import default_names
 from video_emotions.evaluation.clips import Clip, ClipOutcome, evaluate_clips, load_clips
 from video_emotions.vision.registry import ModelRegistry
+
+_FIGURE_COLUMNS = ("clip accuracy [95% CI]", "macro-F1", "face share", "frame accuracy [95% CI]", "ms/sample")
 
 
 def _interval(value: float, ci: list[float]) -> str:
     return f"{value:.1%} [{ci[0]:.1%}, {ci[1]:.1%}]"
-
-
-def _recall(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def _groups(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -35,33 +33,30 @@ def _groups(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _title(run: dict[str, Any]) -> str:
     setting = run["settings"]
-    return f"{run['folder']}: {run['overall']['clips']} clips, engine {run['engine']} " + ", ".join(
+    return f"{run['folder']}: {run['overall']['clips']} clips, engine {run['engine']}, " + ", ".join(
         f"{key} {value}" for key, value in setting.items() if key != "detector_sha256"
     )
 
 
+def _figure_cells(g: dict[str, Any]) -> list[str]:
+    """One group's figures, in the order of :data:`_FIGURE_COLUMNS`."""
+    return [
+        _interval(g["accuracy"], g["accuracy_ci95"]),
+        f"{g['macro_f1']:.3f}",
+        f"{g['face_share']:.1%}",
+        _interval(g["frame_accuracy"], g["frame_accuracy_ci95"]),
+        f"{g['ms_per_sample']:.1f}",
+    ]
+
+
 def _figures_table(run: dict[str, Any]) -> Table:
     table = Table(title=_title(run))
-    for column in (
-        "",
-        "clips",
-        "clip accuracy [95% CI]",
-        "macro-F1",
-        "face share",
-        "frame accuracy [95% CI]",
-    ):
-        table.add_column(column, justify="left" if not column else "right")
-    table.add_column("ms/sample", justify="right")
+    table.add_column("")
+    table.add_column("clips", justify="right")
+    for column in _FIGURE_COLUMNS:
+        table.add_column(column, justify="right")
     for name, g in _groups(run).items():
-        table.add_row(
-            name,
-            str(g["clips"]),
-            _interval(g["accuracy"], g["accuracy_ci95"]),
-            f"{g['macro_f1']:.3f}",
-            f"{g['face_share']:.1%}",
-            _interval(g["frame_accuracy"], g["frame_accuracy_ci95"]),
-            f"{g['ms_per_sample']:.1f}",
-        )
+        table.add_row(name, str(g["clips"]), *_figure_cells(g))
     return table
 
 
@@ -71,7 +66,8 @@ def _recall_table(run: dict[str, Any]) -> Table:
     for emotion in EMOTIONS:
         table.add_column(emotion[:8], justify="right")
     for name, g in _groups(run).items():
-        table.add_row(name, *(_recall(g["per_class_recall"][e]) for e in EMOTIONS))
+        recall = g["per_class_recall"]
+        table.add_row(name, *("-" if recall[e] is None else f"{recall[e]:.2f}" for e in EMOTIONS))
     return table
 
 
@@ -105,25 +101,11 @@ def _clips_table(run: dict[str, Any]) -> Table:
 
 def _comparison_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(title="classifiers in the default pipeline, all clips")
-    for column in (
-        "classifier",
-        "clip accuracy [95% CI]",
-        "macro-F1",
-        "face share",
-        "frame accuracy [95% CI]",
-    ):
-        table.add_column(column, justify="left" if column == "classifier" else "right")
-    table.add_column("ms/sample", justify="right")
+    table.add_column("classifier")
+    for column in _FIGURE_COLUMNS:
+        table.add_column(column, justify="right")
     for run in runs:
-        g = run["overall"]
-        table.add_row(
-            str(run["settings"].get("classifier", run["engine"])),
-            _interval(g["accuracy"], g["accuracy_ci95"]),
-            f"{g['macro_f1']:.3f}",
-            f"{g['face_share']:.1%}",
-            _interval(g["frame_accuracy"], g["frame_accuracy_ci95"]),
-            f"{g['ms_per_sample']:.1f}",
-        )
+        table.add_row(str(run["settings"].get("classifier", run["engine"])), *_figure_cells(run["overall"]))
     return table
 
 
@@ -146,7 +128,9 @@ def _run(
         "model_file": identity.model_file,
         "model_sha256": identity.model_sha256,
         "settings": {"interval": interval, **identity.details},
-        **evaluate_clips(clips, engine, settings, interval=interval, progress=progress),
+        **evaluate_clips(
+            clips, engine, interval=interval, aggregation=settings.aggregation, progress=progress
+        ),
     }
 
 
@@ -162,8 +146,8 @@ def eval_clips_command(
         bool,
         typer.Option(
             "--all-classifiers",
-            help="Also run the default engine with every other registered classifier (VE_CLASSIFIER); "
-            "one whose file is not here is reported and left out.",
+            help="Also run the default engine with every other registered classifier, single view and "
+            "'+flip' (as VE_CLASSIFIER would); one whose file is not here is reported and left out.",
         ),
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -184,7 +168,7 @@ def eval_clips_command(
     except VideoEmotionsError as exc:
         errors.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=2) from exc
-    every = [settings.classifier] + [name for name in CLASSIFIERS if name != settings.classifier]
+    every = [settings.classifier] + [name for name in default_names() if name != settings.classifier]
     runs = []
     for classifier in every if all_classifiers else [settings.classifier]:
         errors.print(f"{len(clips)} clips, classifier {classifier} ...")

@@ -81,10 +81,11 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
     ctx.db.update_job(job_id, status="running", started_at=started)
     log(f"job {job_id}: session {job.session_id}, interview {job.interview_id}, model_type {job.model_type}")
     try:
-        engine_name = ctx.models.check(job.model_type)
+        route = ctx.models.route(job.model_type)
+        engine_name = route.engine
         engine = engine_for(ctx, engine_name)
-        if engine_name != job.model_type:
-            log(f"model_type {job.model_type!r} is served by engine {engine_name!r} (VE_MODEL_ALIASES)")
+        if route.note:  # an alias, `yolo`, or yolo_cloud falling back to yolo_local
+            log(route.note)
         log(f"engine {engine.name}, model file {engine.model_file}, sha256 {engine.model_sha256}")
         ctx.db.update_job(
             job_id, engine=engine.name, model_file=engine.model_file, model_sha256=engine.model_sha256
@@ -100,7 +101,7 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
             results = analyse_video(video, segments, engine, interval=ctx.settings.interval)
         writes = []
         for result in results:
-            summary = segment_summary(result)
+            summary = segment_summary(result, ctx.settings.aggregation)
             writes.append(
                 SegmentWrite(
                     result_id=result.segment.id,

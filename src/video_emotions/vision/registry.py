@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from video_emotions.config import Settings
 from video_emotions.errors import InputError, ModelUnavailableError
@@ -14,13 +16,24 @@ from video_emotions.vision.classifier import EmotionClassifier
 from video_emotions.vision.engine import DetectorClassifierEngine, EmotionEngine
 from video_emotions.vision.modelfiles import BLAZEFACE_FULL_RANGE, ModelCache, file_sha256
 
+if TYPE_CHECKING:
+    from video_emotions.vision.blazeface import BlazeFaceDetector
+
 
 @dataclass(frozen=True)
 class ModelStatus:
+    """One model as ``GET /v1/models`` shows it.
+
+    ``reason``: why it is not available. ``served_by``: the engine a request for it runs now, with
+    ``note`` saying why when that is another one (``yolo``, or ``yolo_cloud`` falling back).
+    """
+
     name: str
     description: str
     available: bool
     reason: str | None = None
+    served_by: str | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,13 +107,136 @@ class ModelEntry:
     description: str
     #: Why the model cannot run here, or None when it can (a missing download is not fatal).
     unavailable: Callable[[Settings], str | None]
+    #: None for ``yolo``, which is routed to another entry (:meth:`ModelRegistry.route`).
     load: Callable[[Settings], EmotionEngine] | None
     identify: Callable[[Settings], EngineIdentity] | None = None
 
 
-def _not_yet(needs: str) -> Callable[[Settings], str | None]:
-    return lambda _settings: needs
+def _face_detector(settings: Settings) -> BlazeFaceDetector | None:
+    """BlazeFace for the engines that crop the face themselves; None with VE_YOLO_CROP_FACE=false."""
+    if not settings.yolo_crop_face:
+        return None
+    from video_emotions.vision.blazeface import BlazeFaceDetector
 
+    return BlazeFaceDetector(_detector_file(settings), threshold=settings.detector_threshold, threads=1)
+
+
+def _crop_details(settings: Settings) -> dict[str, Any]:
+    details: dict[str, Any] = {"crop_face": settings.yolo_crop_face, "aggregation": settings.aggregation}
+    if settings.yolo_crop_face:
+        details.update(
+            detector_sha256=file_sha256(_detector_file(settings)),
+            crop_margin=settings.crop_margin,
+            detector_threshold=settings.detector_threshold,
+        )
+    return details
+
+
+def _deepface_unavailable(settings: Settings) -> str | None:
+    from video_emotions.vision.deepface_engine import unavailable
+
+    return unavailable(settings)
+
+
+def _load_deepface(settings: Settings) -> EmotionEngine:
+    from video_emotions.vision.deepface_engine import DeepFaceEngine
+
+    return DeepFaceEngine(settings)
+
+
+def _identify_deepface(settings: Settings) -> EngineIdentity:
+    from video_emotions.vision.deepface_engine import weights_path
+
+    weights = weights_path()
+    return EngineIdentity(
+        engine="deepface",
+        model_file=weights.name,
+        model_sha256=file_sha256(weights),
+        details={"detector_backend": settings.deepface_detector, "aggregation": settings.aggregation},
+    )
+
+
+@lru_cache(maxsize=8)
+def _yolo_file_problem(path: Path, _mtime_ns: int) -> str | None:
+    """Why a model file cannot serve as yolo_local (not a YOLO classifier, classes we cannot map);
+    worked out once per file version."""
+    from video_emotions.vision.labels import label_columns
+    from video_emotions.vision.yolo import open_yolo_classifier
+
+    try:
+        label_columns(open_yolo_classifier(path).names, source=str(path))
+    except (ModelUnavailableError, ValueError) as exc:
+        return str(exc)
+    return None
+
+
+def _yolo_local_unavailable(settings: Settings) -> str | None:
+    from importlib.util import find_spec
+
+    from video_emotions.vision.yolo import YOLO_EXTRA
+
+    path = settings.yolo_model_path
+    if path is None:
+        return (
+            "needs VE_YOLO_MODEL_PATH (an ultralytics YOLO classification model: .onnx, "
+            "or .pt with the [yolo] extra)"
+        )
+    if not path.is_file():
+        return f"VE_YOLO_MODEL_PATH {path} does not exist"
+    if path.suffix.lower() == ".pt" and find_spec("ultralytics") is None:
+        return (
+            f"{path.name} is a .pt file: it needs {YOLO_EXTRA}, or export it once to .onnx with "
+            "`video-emotions models export-yolo`"
+        )
+    return _yolo_file_problem(path.resolve(), path.stat().st_mtime_ns)
+
+
+def _load_yolo_local(settings: Settings) -> EmotionEngine:
+    from video_emotions.vision.yolo import YoloEngine, open_yolo_classifier
+
+    assert settings.yolo_model_path is not None, "checked by _yolo_local_unavailable"
+    return YoloEngine(
+        open_yolo_classifier(settings.yolo_model_path),
+        _face_detector(settings),
+        crop_margin=settings.crop_margin,
+    )
+
+
+def _identify_yolo_local(settings: Settings) -> EngineIdentity:
+    assert settings.yolo_model_path is not None, "checked by _yolo_local_unavailable"
+    path = settings.yolo_model_path
+    return EngineIdentity("yolo_local", path.name, file_sha256(path), _crop_details(settings))
+
+
+def _yolo_cloud_unavailable(settings: Settings) -> str | None:
+    return None if settings.remote_url else "needs VE_REMOTE_URL (a Vertex-style prediction endpoint)"
+
+
+def _load_yolo_cloud(settings: Settings) -> EmotionEngine:
+    from video_emotions.vision.remote import RemoteClient, RemoteEngine
+
+    client = RemoteClient.from_settings(settings)
+    return RemoteEngine(
+        client,
+        client.probe(),
+        _face_detector(settings),
+        crop_margin=settings.crop_margin,
+        batch=settings.remote_batch,
+    )
+
+
+def _identify_yolo_cloud(settings: Settings) -> EngineIdentity:
+    from video_emotions.vision.remote import RemoteClient, public_url
+
+    with RemoteClient.from_settings(settings) as client:
+        model = client.probe()
+    details = {"url": public_url(client.url), **_crop_details(settings)}
+    return EngineIdentity("yolo_cloud", model.model_file, model.model_sha256, details)
+
+
+#: The names the Interviewz app sends, which an operator may serve with our engine instead.
+APP_NAMES = ("deepface", "yolo")
+_ALIAS_HINT = "; or serve it with our engine: VE_MODEL_ALIASES={name}=default"
 
 MODELS: dict[str, ModelEntry] = {
     "default": ModelEntry(
@@ -111,32 +247,33 @@ MODELS: dict[str, ModelEntry] = {
         _identify_default,
     ),
     "deepface": ModelEntry(
-        "the DeepFace library's emotion model",
-        _not_yet(
-            "needs the [deepface] extra and DeepFace's emotion weights, not supported yet; "
-            "map it to our engine with VE_MODEL_ALIASES=deepface=default"
-        ),
-        None,
+        "the DeepFace library's emotion model (the [deepface] extra, VE_DEEPFACE_DETECTOR)",
+        _deepface_unavailable,
+        _load_deepface,
+        _identify_deepface,
     ),
     "yolo_local": ModelEntry(
-        "an ultralytics YOLO classification model file (VE_YOLO_MODEL_PATH)",
-        _not_yet("needs VE_YOLO_MODEL_PATH (.onnx, or .pt with the [yolo] extra), not supported yet"),
-        None,
+        "an ultralytics YOLO classification model file (VE_YOLO_MODEL_PATH) on BlazeFace's face crop",
+        _yolo_local_unavailable,
+        _load_yolo_local,
+        _identify_yolo_local,
     ),
     "yolo_cloud": ModelEntry(
-        "a remote prediction endpoint speaking Vertex AI's JSON (VE_REMOTE_URL)",
-        _not_yet("needs VE_REMOTE_URL (a Vertex-style prediction endpoint), not supported yet"),
-        None,
+        "a remote prediction endpoint speaking Vertex AI's JSON (VE_REMOTE_URL); falls back to yolo_local "
+        "when it does not answer",
+        _yolo_cloud_unavailable,
+        _load_yolo_cloud,
+        _identify_yolo_cloud,
     ),
     "yolo": ModelEntry(
         "what the Interviewz app sends: yolo_cloud when it answers, else yolo_local",
-        _not_yet(
-            "needs VE_REMOTE_URL or VE_YOLO_MODEL_PATH, not supported yet; "
-            "map it to our engine with VE_MODEL_ALIASES=yolo=default"
-        ),
+        lambda _settings: None,
         None,
     ),
 }
+
+#: How long the yolo_cloud endpoint's answer (or silence) is trusted before it is asked again.
+PROBE_TTL_S = 10.0
 
 
 def parse_aliases(text: str) -> dict[str, str]:
@@ -152,6 +289,14 @@ def parse_aliases(text: str) -> dict[str, str]:
     return aliases
 
 
+@dataclass(frozen=True)
+class Route:
+    """The engine that serves a request now, and why it is not the one the request named."""
+
+    engine: str
+    note: str | None = None
+
+
 class ModelRegistry:
     """Resolves request names (with the operator's aliases) to engines and loads them."""
 
@@ -160,39 +305,99 @@ class ModelRegistry:
         self.aliases = parse_aliases(settings.model_aliases)
         self._identities: dict[str, EngineIdentity] = {}
         self._lock = threading.Lock()
+        #: The last probe of the yolo_cloud endpoint: when, and why it did not answer (None: it did).
+        self._probe: tuple[float, str | None] | None = None
+        self._probe_lock = threading.Lock()
 
     def names(self) -> list[str]:
         return sorted(set(MODELS) | set(self.aliases))
 
     def resolve(self, model_type: str | None) -> str:
-        """The engine name that serves ``model_type``; InputError for a name nobody knows."""
+        """The registry name that serves ``model_type``; InputError for a name nobody knows."""
         requested = (model_type or self.settings.default_model).strip()
         name = self.aliases.get(requested, requested)
         if name not in MODELS:
             raise InputError(f"unknown model_type {requested!r}: use one of {', '.join(self.names())}")
         return name
 
-    def check(self, model_type: str | None) -> str:
-        """Resolve, and raise ModelUnavailableError naming what is missing when it cannot run here."""
+    def route(self, model_type: str | None) -> Route:
+        """The engine that serves ``model_type`` now, with the reason when it is another one
+        (an alias; ``yolo``; ``yolo_cloud`` falling back); ModelUnavailableError naming what is missing."""
+        requested = (model_type or self.settings.default_model).strip()
         name = self.resolve(model_type)
+        outcome = self._route(name)
+        if isinstance(outcome, str):
+            raise ModelUnavailableError(f"model_type {name!r} is not available: {outcome}")
+        notes = []
+        if name != requested:
+            notes.append(f"model_type {requested!r} is served by engine {name!r} (VE_MODEL_ALIASES)")
+        if outcome.note:
+            notes.append(outcome.note)
+        return Route(outcome.engine, "; ".join(notes) or None)
+
+    def _route(self, name: str) -> Route | str:
+        """The route for a registry name, or why it cannot run here."""
+        hint = _ALIAS_HINT.format(name=name) if name in APP_NAMES else ""
+        if name not in ("yolo", "yolo_cloud"):
+            reason = MODELS[name].unavailable(self.settings)
+            return Route(name) if reason is None else reason + hint
+        cloud = _yolo_cloud_unavailable(self.settings) or self._cloud_silence()
+        if cloud is None:
+            if name == "yolo":
+                return Route(
+                    "yolo_cloud", "model_type 'yolo' is served by yolo_cloud (VE_REMOTE_URL answers)"
+                )
+            return Route("yolo_cloud")
+        if name == "yolo_cloud" and not self.settings.remote_url:
+            return cloud
+        local = _yolo_local_unavailable(self.settings)
+        if local is not None:
+            return f"yolo_cloud: {cloud}; yolo_local: {local}{hint}"
+        if self.settings.remote_url:
+            return Route("yolo_local", f"yolo_cloud unreachable ({cloud}): fell back to yolo_local")
+        return Route("yolo_local", "model_type 'yolo' is served by yolo_local (VE_REMOTE_URL is not set)")
+
+    def _cloud_silence(self) -> str | None:
+        """Why the yolo_cloud endpoint does not answer now (None: it does); asked once per PROBE_TTL_S."""
+        from video_emotions.vision.remote import RemoteClient, RemoteError
+
+        with self._probe_lock:
+            if self._probe is not None and time.monotonic() - self._probe[0] < PROBE_TTL_S:
+                return self._probe[1]
+        try:
+            with RemoteClient.from_settings(self.settings) as client:
+                client.probe()
+            silence = None
+        except RemoteError as exc:
+            silence = str(exc)
+        with self._probe_lock:
+            self._probe = (time.monotonic(), silence)
+        return silence
+
+    def check(self, model_type: str | None) -> str:
+        """The engine that serves ``model_type`` now; ModelUnavailableError naming what is missing."""
+        return self.route(model_type).engine
+
+    def load(self, model_type: str | None) -> EmotionEngine:
+        """Load the engine ``model_type`` names: exactly that engine when it names one (so an engine
+        name that :meth:`check` gave loads that engine, never a fallback), else the one it routes to."""
+        name = self.resolve(model_type)
+        if MODELS[name].load is None:
+            name = self.check(model_type)
         reason = MODELS[name].unavailable(self.settings)
         if reason is not None:
             raise ModelUnavailableError(f"model_type {name!r} is not available: {reason}")
-        return name
-
-    def load(self, model_type: str | None) -> EmotionEngine:
-        name = self.check(model_type)
         loader = MODELS[name].load
-        assert loader is not None, f"available model {name} has no loader"
+        assert loader is not None, f"engine {name} has no loader"
         return loader(self.settings)
 
     def identity(self, model_type: str | None) -> EngineIdentity:
-        """The identity of the engine serving ``model_type``, worked out once per process."""
+        """The identity of the engine serving ``model_type``, worked out once per process and engine."""
         name = self.check(model_type)
         with self._lock:
             if name not in self._identities:
                 identify = MODELS[name].identify
-                assert identify is not None, f"available model {name} has no identity"
+                assert identify is not None, f"engine {name} has no identity"
                 self._identities[name] = identify(self.settings)
             return self._identities[name]
 
@@ -200,11 +405,13 @@ class ModelRegistry:
         out = []
         for name in sorted(MODELS):
             entry = MODELS[name]
-            reason = entry.unavailable(self.settings)
-            if reason is None and name == "default":
+            outcome = self._route(name)
+            description = entry.description
+            if name == "default":
                 note = _default_status(self.settings)
-                description = entry.description + (f" ({note})" if note else "")
+                description += f" ({note})" if note else ""
+            if isinstance(outcome, str):
+                out.append(ModelStatus(name, description, False, reason=outcome))
             else:
-                description = entry.description
-            out.append(ModelStatus(name, description, reason is None, reason))
+                out.append(ModelStatus(name, description, True, served_by=outcome.engine, note=outcome.note))
         return out
