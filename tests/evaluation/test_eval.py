@@ -14,10 +14,11 @@ from tests.conftest import FER2013, require_shared
 from video_emotions.cli import app
 from video_emotions.domain import EMOTIONS
 from video_emotions.errors import InputError, ModelUnavailableError
-from video_emotions.evaluation.faces import emotion_for_folder, load_faces
+from video_emotions.evaluation.faces import load_faces
 from video_emotions.evaluation.metrics import classification_metrics, wilson_interval
 from video_emotions.vision.classifier import EmotionClassifier
 from video_emotions.vision.imaging import resize_like_cv2
+from video_emotions.vision.labels import normalise_label
 from video_emotions.vision.mini_xception import ensure_mini_xception_onnx
 from video_emotions.vision.modelfiles import ModelCache
 
@@ -137,10 +138,10 @@ def test_folder_of_class_folders(tmp_path: Path) -> None:
 
 
 def test_folder_names_and_bad_sets(tmp_path: Path) -> None:
-    assert emotion_for_folder(" Sadness ") == "sad"
-    assert emotion_for_folder("fearful") == "fear"
-    assert emotion_for_folder("disgusted") == "disgust"
-    assert emotion_for_folder("contempt") is None
+    assert normalise_label(" Sadness ") == "sad"
+    assert normalise_label("fearful") == "fear"
+    assert normalise_label("disgusted") == "disgust"
+    assert normalise_label("contempt") is None
     (tmp_path / "empty" / "calm").mkdir(parents=True)
     with pytest.raises(InputError, match="no images"):
         load_faces(tmp_path / "empty")

@@ -22,11 +22,11 @@ from video_emotions.analysis import analyse_video
 from video_emotions.config import Aggregation
 from video_emotions.domain import EMOTIONS, Segment
 from video_emotions.errors import InputError
-from video_emotions.evaluation.faces import emotion_for_folder
 from video_emotions.evaluation.metrics import classification_metrics, wilson_interval
 from video_emotions.results import segment_summary
 from video_emotions.video.sampler import probe
 from video_emotions.vision.engine import EmotionEngine
+from video_emotions.vision.labels import normalise_label
 
 LABELS_FILE = "labels.csv"
 #: The prediction for a clip without any face.
@@ -76,7 +76,7 @@ def load_clips(folder: Path) -> list[Clip]:
         raise InputError(f"{labels}: needs rows with the columns {', '.join(_COLUMNS)} (missing {missing})")
     clips = []
     for row in rows:
-        label = emotion_for_folder(row["label"])
+        label = normalise_label(row["label"])
         if label is None:
             raise InputError(f"{labels}: label {row['label']!r} of {row['path']} is not one of {EMOTIONS}")
         path = folder / row["path"]

@@ -20,28 +20,11 @@ import numpy as np
 
 from video_emotions.domain import EMOTIONS
 from video_emotions.errors import InputError
+from video_emotions.vision.labels import normalise_label
 
 #: The size FER2013 faces have; folder images of another size are brought to it.
 FACE_SIZE = 48
 
-_SYNONYMS: dict[str, str] = {
-    "anger": "angry",
-    "angry": "angry",
-    "disgust": "disgust",
-    "disgusted": "disgust",
-    "fear": "fear",
-    "fearful": "fear",
-    "afraid": "fear",
-    "scared": "fear",
-    "happy": "happy",
-    "happiness": "happy",
-    "joy": "happy",
-    "sad": "sad",
-    "sadness": "sad",
-    "surprise": "surprise",
-    "surprised": "surprise",
-    "neutral": "neutral",
-}
 
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"})
 
@@ -58,11 +41,6 @@ class FaceSet:
 
     def __len__(self) -> int:
         return len(self.labels)
-
-
-def emotion_for_folder(name: str) -> str | None:
-    """Our label for a class folder's name (``"Happiness"`` → ``"happy"``), or ``None`` for another class."""
-    return _SYNONYMS.get(name.strip().lower())
 
 
 def load_faces(path: Path) -> FaceSet:
@@ -96,7 +74,7 @@ def _load_folder(path: Path) -> FaceSet:
     labels: list[int] = []
     skipped: list[str] = []
     for folder in sorted((entry for entry in path.iterdir() if entry.is_dir()), key=lambda p: p.name.lower()):
-        emotion = emotion_for_folder(folder.name)
+        emotion = normalise_label(folder.name)
         if emotion is None:
             skipped.append(folder.name)
             continue
