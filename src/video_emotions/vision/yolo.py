@@ -17,6 +17,7 @@ import ast
 import os
 import shutil
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,7 +37,7 @@ from video_emotions.vision.modelfiles import file_sha256
 YOLO_EXTRA = 'the [yolo] extra (pip install "video-emotions[yolo]")'
 
 
-class FaceImageEngine:
+class FaceImageEngine(ABC):
     """Shared by the engines that classify colour images: BlazeFace's largest face, cropped square
     to ``crop_size`` pixels, or with no detector the whole frame (reported as a face covering it).
 
@@ -52,9 +53,9 @@ class FaceImageEngine:
         self.crop_margin = crop_margin
         self.crop_size = crop_size
 
+    @abstractmethod
     def classify(self, images: Sequence[np.ndarray]) -> list[dict[str, float] | None]:
         """Our seven probabilities for each RGB image (a face crop or a whole frame); None: no face."""
-        raise NotImplementedError
 
     def estimate(self, images: Sequence[np.ndarray]) -> list[FrameEstimate]:
         chosen: list[Face | None]
