@@ -123,7 +123,7 @@ def ingest(
             raise VideoEmotionsError("--session and --interview must be positive integers")
         probe(video)
         rows = (
-            load_segments(segments)
+            load_segments(segments, number_missing_ids=False)
             if segments is not None
             else [Segment(id=0, start=0.0, end=probe(video).duration)]
         )

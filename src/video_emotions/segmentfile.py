@@ -9,8 +9,12 @@ from video_emotions.domain import Segment
 from video_emotions.errors import InputError
 
 
-def load_segments(path: Path) -> list[Segment]:
-    """Read a segments file; ids default to 1, 2, ... in file order. Times become seconds."""
+def load_segments(path: Path, *, number_missing_ids: bool = True) -> list[Segment]:
+    """Read a segments file; times become seconds.
+
+    A segment without an ``id`` gets its position (1, 2, ...) when ``number_missing_ids``, else 0,
+    which leaves the id to the database (``ingest``: ids already in ``results`` must not collide).
+    """
     try:
         items = json.loads(Path(path).read_text())
     except FileNotFoundError as exc:
@@ -24,7 +28,7 @@ def load_segments(path: Path) -> list[Segment]:
         try:
             start, end = float(item["start"]), float(item["end"])
             segment = Segment(
-                id=int(item.get("id", number)),
+                id=int(item.get("id", number if number_missing_ids else 0)),
                 start=start / 1000.0,
                 end=end / 1000.0,
                 speaker=int(item.get("speaker", 0)),

@@ -71,6 +71,13 @@ def test_walkthrough_on_woman2(service: RunningService, woman2_mp4: Path, tmp_pa
         service, "ingest", str(woman2_mp4), "--session", "1", "--interview", "1", "--segments", str(segments)
     )
     assert done.returncode == 0, done.stderr
+    # A second interview from the same file: the database gives its rows fresh ids.
+    again = cli(
+        service, "ingest", str(woman2_mp4), "--session", "1", "--interview", "2", "--segments", str(segments)
+    )
+    assert again.returncode == 0, again.stderr
+    first_ids = {row["id"] for row in service.ctx.db.results_rows(1)}
+    assert len(first_ids) == 3 and first_ids.isdisjoint(row["id"] for row in service.ctx.db.results_rows(2))
 
     response = post(service, session_id=1, interview_id=1, model_type="default")
     assert response.status_code == 200, response.text
