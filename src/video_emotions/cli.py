@@ -17,6 +17,7 @@ from video_emotions.domain import Segment
 from video_emotions.errors import VideoEmotionsError
 from video_emotions.evaluation.cli import eval_command
 from video_emotions.evaluation.clips_cli import eval_clips_command
+from video_emotions.terminal import console, fail
 
 app = typer.Typer(help="Facial expression estimates for interview videos.", no_args_is_help=True)
 models_app = typer.Typer(help="Model files: pull them ahead of time, list the cache.", no_args_is_help=True)
@@ -25,12 +26,6 @@ app.command("eval")(eval_command)
 app.command("eval-clips")(eval_clips_command)
 db_app = typer.Typer(help="The service's own tables (ve_*) in the configured database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console(stderr=True)
-
-
-def _fail(exc: VideoEmotionsError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=2)
 
 
 @app.command()
@@ -74,7 +69,7 @@ def analyse(
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except VideoEmotionsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if out is not None and out.suffix.lower() == ".csv":
         out.write_text(segments_csv(results))
         console.print(f"wrote {out}")
@@ -134,7 +129,7 @@ def ingest(
         ctx.blobs.put(key, video)
         ids = ctx.db.ingest(session_id=session, interview_id=interview, segments=rows)
     except VideoEmotionsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"interview {interview} (session {session}): video at {key}, results rows {ids}")
 
 
@@ -179,7 +174,7 @@ def models_pull(
             for path in install_cascades(cache, weights_dir()):
                 console.print(f"deepface (opencv detector): {path}")
     except VideoEmotionsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
 
 
 @models_app.command("list")
@@ -226,7 +221,7 @@ def models_export_yolo(
         written = export_onnx(source, target)
         names = OnnxYoloClassifier(written).names
     except VideoEmotionsError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(f"wrote {written}: classes {names}")
     try:
         label_columns(names, source=str(written))

@@ -18,9 +18,9 @@ from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
-from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError, VideoEmotionsError
+from video_emotions.errors import InputError, NotFoundError, VideoEmotionsError
 from video_emotions.jobs.local import LocalExecutor
-from video_emotions.jobs.runner import job_fingerprint
+from video_emotions.jobs.runner import error_kind, job_fingerprint
 from video_emotions.storage.blobs import video_key
 from video_emotions.storage.db import utcnow
 
@@ -37,14 +37,6 @@ STATUS_BY_KIND = {
 CALLER_CHECK_S = 0.5
 
 PositiveId = Annotated[int, Query(gt=0, description="A positive integer id.")]
-
-
-def _status_for(exc: VideoEmotionsError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, InputError | ModelUnavailableError):
-        return 422
-    return 500
 
 
 @dataclass(frozen=True)
@@ -107,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(VideoEmotionsError)
     async def _known_error(_request: Request, exc: VideoEmotionsError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=STATUS_BY_KIND[error_kind(exc)])
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,6 +15,7 @@ from video_emotions.domain import EMOTIONS
 from video_emotions.errors import VideoEmotionsError
 from video_emotions.evaluation.classifiers import TIMING_REPEATS, default_names, evaluate, load_classifier
 from video_emotions.evaluation.faces import FaceSet, load_faces
+from video_emotions.terminal import console, fail
 
 
 def _summary_table(results: dict[str, dict], faces: FaceSet) -> Table:
@@ -72,25 +73,22 @@ def eval_command(
     {"dataset", "faces", "models": {name: that object}}. A classifier that cannot be loaded fails
     the command when named by --model, and is reported and left out otherwise.
     """
-    errors = Console(stderr=True)
     settings = get_settings()
     try:
         faces = load_faces(dataset)
     except VideoEmotionsError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+        raise fail(exc) from exc
     if faces.skipped:
-        errors.print(f"skipped class folders not among our seven: {', '.join(faces.skipped)}")
+        console.print(f"skipped class folders not among our seven: {', '.join(faces.skipped)}")
     results: dict[str, dict] = {}
     for name in model or default_names():
-        errors.print(f"evaluating {name} on {len(faces)} faces ...")
+        console.print(f"evaluating {name} on {len(faces)} faces ...")
         try:
             results[name] = evaluate(load_classifier(name, settings), faces)
         except VideoEmotionsError as exc:
             if model:
-                errors.print(f"[red]error:[/red] {exc}")
-                raise typer.Exit(code=2) from exc
-            errors.print(f"[yellow]{name} left out:[/yellow] {exc}")
+                raise fail(exc) from exc
+            console.print(f"[yellow]{name} left out:[/yellow] {exc}")
     if not results:
         raise typer.Exit(code=2)
     if json_output:

@@ -15,6 +15,7 @@ from video_emotions.domain import EMOTIONS
 from video_emotions.errors import ModelUnavailableError, VideoEmotionsError
 from video_emotions.evaluation.classifiers import default_names
 from video_emotions.evaluation.clips import Clip, ClipOutcome, evaluate_clips, load_clips
+from video_emotions.terminal import console, fail
 from video_emotions.vision.registry import ModelRegistry
 
 _FIGURE_COLUMNS = ("clip accuracy [95% CI]", "macro-F1", "face share", "frame accuracy [95% CI]", "ms/sample")
@@ -110,14 +111,14 @@ def _comparison_table(runs: list[dict[str, Any]]) -> Table:
 
 
 def _run(
-    folder: Path, clips: list[Clip], settings: Settings, model: str | None, interval: float, errors: Console
+    folder: Path, clips: list[Clip], settings: Settings, model: str | None, interval: float
 ) -> dict[str, Any]:
     registry = ModelRegistry(settings)
     engine = registry.load(model)
     identity = registry.identity(model)
 
     def progress(outcome: ClipOutcome) -> None:
-        errors.print(
+        console.print(
             f"  {outcome.clip.name}: {outcome.clip.label} -> {outcome.predicted} "
             f"({outcome.samples_with_face}/{outcome.samples} samples with a face)"
         )
@@ -161,17 +162,15 @@ def eval_clips_command(
     With --json one object (folder, engine, settings, overall, by_dataset, dataset_labels, per_clip);
     with --all-classifiers {"runs": [such objects]}.
     """
-    errors = Console(stderr=True)
     settings = get_settings()
     try:
         clips = load_clips(folder)
     except VideoEmotionsError as exc:
-        errors.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+        raise fail(exc) from exc
     every = [settings.classifier] + [name for name in default_names() if name != settings.classifier]
     runs = []
     for classifier in every if all_classifiers else [settings.classifier]:
-        errors.print(f"{len(clips)} clips, classifier {classifier} ...")
+        console.print(f"{len(clips)} clips, classifier {classifier} ...")
         try:
             runs.append(
                 _run(
@@ -180,16 +179,14 @@ def eval_clips_command(
                     settings.model_copy(update={"classifier": classifier}),
                     model,
                     interval or settings.interval,
-                    errors,
                 )
             )
         except ModelUnavailableError as exc:
-            errors.print(f"[red]error:[/red] classifier {classifier}: {exc}")
+            console.print(f"[red]error:[/red] classifier {classifier}: {exc}")
             if classifier == settings.classifier:
                 raise typer.Exit(code=2) from exc
         except VideoEmotionsError as exc:
-            errors.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=2) from exc
+            raise fail(exc) from exc
     if json_output:
         typer.echo(json.dumps({"runs": runs} if all_classifiers else runs[0], indent=1))
         return

@@ -300,59 +300,55 @@ class Database:
         other, never interleaved. Transient faults repeat the whole transaction (it is idempotent).
         """
         writes = list(segments)
-        retrying(
-            lambda: self._write_results(job_id, interview_id, engine, model_file, model_sha256, writes),
-            what=f"writing the results of interview {interview_id}",
-        )
 
-    def _write_results(
-        self,
-        job_id: str,
-        interview_id: int,
-        engine: str,
-        model_file: str | None,
-        model_sha256: str | None,
-        segments: list[SegmentWrite],
-    ) -> None:
-        now = utcnow()
-        with self.engine.begin() as conn:
-            # FOR NO KEY UPDATE: blocks other writers of this interview, not inserts of rows that
-            # reference it. SQLite has no row locks: its single writer serializes transactions.
-            conn.execute(
-                select(schema.interviews.c.id)
-                .where(schema.interviews.c.id == interview_id)
-                .with_for_update(key_share=True)
-            )
-            for seg in segments:
+        def write() -> None:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                # FOR NO KEY UPDATE: blocks other writers of this interview, not inserts of rows that
+                # reference it. SQLite has no row locks: its single writer serializes transactions.
                 conn.execute(
-                    update(schema.results)
-                    .where(schema.results.c.id == seg.result_id)
-                    .values(video_emotions=seg.video_emotions)
+                    select(schema.interviews.c.id)
+                    .where(schema.interviews.c.id == interview_id)
+                    .with_for_update(key_share=True)
                 )
-                conn.execute(
-                    delete(schema.segment_results).where(schema.segment_results.c.result_id == seg.result_id)
-                )
-                conn.execute(
-                    insert(schema.segment_results).values(
-                        result_id=seg.result_id,
-                        interview_id=interview_id,
-                        job_id=job_id,
-                        engine=engine,
-                        model_file=model_file,
-                        model_sha256=model_sha256,
-                        start_ms=seg.start_ms,
-                        end_ms=seg.end_ms,
-                        summary=seg.summary,
-                        frames=seg.frames,
-                        written_at=now,
+                for seg in writes:
+                    conn.execute(
+                        update(schema.results)
+                        .where(schema.results.c.id == seg.result_id)
+                        .values(video_emotions=seg.video_emotions)
                     )
+                    conn.execute(
+                        delete(schema.segment_results).where(
+                            schema.segment_results.c.result_id == seg.result_id
+                        )
+                    )
+                    conn.execute(
+                        insert(schema.segment_results).values(
+                            result_id=seg.result_id,
+                            interview_id=interview_id,
+                            job_id=job_id,
+                            engine=engine,
+                            model_file=model_file,
+                            model_sha256=model_sha256,
+                            start_ms=seg.start_ms,
+                            end_ms=seg.end_ms,
+                            summary=seg.summary,
+                            frames=seg.frames,
+                            written_at=now,
+                        )
+                    )
+                conn.execute(
+                    update(schema.interviews)
+                    .where(schema.interviews.c.id == interview_id)
+                    .values(video_ok=True)
                 )
-            conn.execute(
-                update(schema.interviews).where(schema.interviews.c.id == interview_id).values(video_ok=True)
-            )
-            conn.execute(
-                update(schema.jobs).where(schema.jobs.c.id == job_id).values(status="done", finished_at=now)
-            )
+                conn.execute(
+                    update(schema.jobs)
+                    .where(schema.jobs.c.id == job_id)
+                    .values(status="done", finished_at=now)
+                )
+
+        retrying(write, what=f"writing the results of interview {interview_id}")
 
     def segment_results(self, interview_id: int) -> list[dict[str, Any]]:
         s = schema.segment_results.c
