@@ -53,9 +53,38 @@ eval-clips: models
 # Training runs in the heavy environment (PyTorch); tests/training runs the recipe with its python.
 train-env: heavy-env
 
-# The full recipe on FER2013: 18 epochs, 20 to 80 min on 2 CPU cores as the machine is busy or not; resumes.
-train: train-env
-	nice -n 19 $(HEAVY_VENV)/bin/python training/train.py --out training/runs/full --resume
+# The CPU recipe (docs/training.md): the student distilled from mini-Xception (mirror averaged),
+# 36 epochs, 65 to 100 min on 2 CPU cores as the machine is busy or not; resumes.
+train: train-env models
+	nice -n 19 $(HEAVY_VENV)/bin/python training/train.py --out training/runs/cpu --resume \
+		--epochs 36 --teacher mini-xception+flip
+
+# The distillation recipe of docs/training.md, for a GPU: two teachers, then the student distilled
+# from both (on a 2-core CPU it would take days). TRAIN_PYTHON is any Python with torch and numpy.
+TRAIN_PYTHON ?= $(HEAVY_VENV)/bin/python
+FACES := training/data
+TRAIN := $(TRAIN_PYTHON) training/train.py --train $(FACES)/train.npz --test $(FACES)/public_test.npz --resume
+
+.PHONY: pack-faces train-distilled distilled-card
+# FER2013 packed to travel to a lent GPU machine (training/data is git-ignored: carry it).
+$(FACES)/%.npz.xz: ../shared/data/fer2013/%.npz
+	$(BIN)/python training/pack_faces.py $< $@
+$(FACES)/%.npz: $(FACES)/%.npz.xz
+	$(TRAIN_PYTHON) training/pack_faces.py $< $@
+
+pack-faces: $(FACES)/train.npz.xz $(FACES)/public_test.npz.xz
+
+DISTILLED := $(TRAIN) --net student --epochs 150 --out training/runs/student \
+	--teacher training/runs/vgg --teacher training/runs/resnet18
+
+train-distilled: $(FACES)/train.npz $(FACES)/public_test.npz
+	PYTHONPATH=src $(TRAIN) --net vgg --epochs 330 --out training/runs/vgg --no-report
+	PYTHONPATH=src $(TRAIN) --net resnet18 --epochs 260 --out training/runs/resnet18 --no-report
+	PYTHONPATH=src $(DISTILLED) --no-report
+
+# Back on this machine, with training/runs/student brought back: export again and write the card.
+distilled-card: heavy-env $(FACES)/train.npz $(FACES)/public_test.npz
+	$(DISTILLED)
 
 $(HEAVY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(HEAVY_VENV)

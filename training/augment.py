@@ -1,5 +1,8 @@
 """Per-batch augmentation on tensors (the recipe of shared/models.md), drawn from torch's global RNG.
 
+Random draws are made on the images' device, so that a batch on the GPU never waits for the CPU;
+on the CPU the draws are the same as they always were.
+
 Everything works on a whole batch at once: one ``affine_grid``/``grid_sample`` for flip, rotation,
 zoom and shift; per-image brightness and contrast; one random rectangle erased per chosen image;
 and, on a share of the batches, mixup or cutmix (the caller mixes the loss with the returned weight).
@@ -13,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 
-def _uniform(count: int, low: float, high: float) -> torch.Tensor:
-    return torch.rand(count) * (high - low) + low
+def _uniform(count: int, low: float, high: float, device: torch.device) -> torch.Tensor:
+    return torch.rand(count, device=device) * (high - low) + low
 
 
 def random_affine(
@@ -25,15 +28,15 @@ def random_affine(
 ) -> torch.Tensor:
     """Horizontal flip (half the images), rotation within ±``degrees``, zoom in [1/zoom, zoom]
     (log-uniform), shift within ±``shift`` of the side; borders repeat the edge pixels."""
-    count = images.shape[0]
-    angle = _uniform(count, -degrees, degrees) * (math.pi / 180)
-    scale = torch.exp(_uniform(count, -math.log(zoom), math.log(zoom)))
-    flip = torch.where(torch.rand(count) < 0.5, -1.0, 1.0)
+    count, device = images.shape[0], images.device
+    angle = _uniform(count, -degrees, degrees, device) * (math.pi / 180)
+    scale = torch.exp(_uniform(count, -math.log(zoom), math.log(zoom), device))
+    flip = torch.where(torch.rand(count, device=device) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack(
         [
-            torch.stack([cos * flip, -sin, _uniform(count, -2 * shift, 2 * shift)], dim=1),
-            torch.stack([sin * flip, cos, _uniform(count, -2 * shift, 2 * shift)], dim=1),
+            torch.stack([cos * flip, -sin, _uniform(count, -2 * shift, 2 * shift, device)], dim=1),
+            torch.stack([sin * flip, cos, _uniform(count, -2 * shift, 2 * shift, device)], dim=1),
         ],
         dim=1,
     )
@@ -44,10 +47,10 @@ def random_affine(
 def jitter(images: torch.Tensor, brightness: float = 0.2, contrast: float = 0.3) -> torch.Tensor:
     """Contrast scaled by [1 - ``contrast``, 1 + ``contrast``] about each image's mean, then a
     brightness offset within ±``brightness`` (images normalised to [-1, 1], clamped back there)."""
-    count = images.shape[0]
+    count, device = images.shape[0], images.device
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
-    factor = _uniform(count, 1 - contrast, 1 + contrast).view(-1, 1, 1, 1)
-    offset = _uniform(count, -brightness, brightness).view(-1, 1, 1, 1)
+    factor = _uniform(count, 1 - contrast, 1 + contrast, device).view(-1, 1, 1, 1)
+    offset = _uniform(count, -brightness, brightness, device).view(-1, 1, 1, 1)
     return ((images - mean) * factor + mean + offset).clamp(-1.0, 1.0)
 
 
@@ -59,23 +62,24 @@ def random_erasing(
 ) -> torch.Tensor:
     """Fill one random rectangle with noise in a ``probability`` share of the images."""
     count, _, height, width = images.shape
-    share = _uniform(count, *area)
-    ratio = torch.exp(_uniform(count, math.log(aspect[0]), math.log(aspect[1])))
+    device = images.device
+    share = _uniform(count, *area, device)
+    ratio = torch.exp(_uniform(count, math.log(aspect[0]), math.log(aspect[1]), device))
     box_h = (torch.sqrt(share * ratio) * height).clamp(1, height)
     box_w = (torch.sqrt(share / ratio) * width).clamp(1, width)
-    top = torch.rand(count) * (height - box_h)
-    left = torch.rand(count) * (width - box_w)
-    rows = torch.arange(height).view(1, -1, 1)
-    cols = torch.arange(width).view(1, 1, -1)
+    top = torch.rand(count, device=device) * (height - box_h)
+    left = torch.rand(count, device=device) * (width - box_w)
+    rows = torch.arange(height, device=device).view(1, -1, 1)
+    cols = torch.arange(width, device=device).view(1, 1, -1)
     inside = (
         (rows >= top.view(-1, 1, 1))
         & (rows < (top + box_h).view(-1, 1, 1))
         & (cols >= left.view(-1, 1, 1))
         & (cols < (left + box_w).view(-1, 1, 1))
     )
-    chosen = (torch.rand(count) < probability).view(-1, 1, 1)
+    chosen = (torch.rand(count, device=device) < probability).view(-1, 1, 1)
     mask = (inside & chosen).unsqueeze(1)
-    noise = torch.rand(images.shape) * 2 - 1
+    noise = torch.rand(images.shape, device=device) * 2 - 1
     return torch.where(mask, noise, images)
 
 
@@ -88,7 +92,7 @@ def mix(
     """
     if torch.rand(1).item() >= probability:
         return images, labels, 1.0
-    order = torch.randperm(images.shape[0])
+    order = torch.randperm(images.shape[0], device=images.device)
     if torch.rand(1).item() < 0.5:
         weight = float(torch.distributions.Beta(0.2, 0.2).sample().item())
         return weight * images + (1 - weight) * images[order], labels[order], weight

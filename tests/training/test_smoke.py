@@ -41,12 +41,12 @@ def write_faces(path: Path, count: int, seed: int) -> Path:
     return path
 
 
-def train(python: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def train(python: Path, tmp_path: Path, *extra: str, out: str = "run") -> subprocess.CompletedProcess[str]:
     command = [
         str(python),
         str(REPO / "training" / "train.py"),
         "--out",
-        str(tmp_path / "run"),
+        str(tmp_path / out),
         "--train",
         str(tmp_path / "train.npz"),
         "--test",
@@ -91,3 +91,31 @@ def test_train_export_and_resume(train_python: Path, tmp_path: Path) -> None:
     assert onnx_path.read_bytes() == exported
     refused = train(train_python, tmp_path, "--resume", "--lr", "0.05")
     assert refused.returncode != 0 and "trained with other lr" in refused.stderr
+
+
+@pytest.mark.slow
+def test_teacher_nets_and_distillation(train_python: Path, tmp_path: Path) -> None:
+    write_faces(tmp_path / "train.npz", 300, seed=0)
+    write_faces(tmp_path / "test.npz", 50, seed=1)
+    teacher = train(train_python, tmp_path, "--net", "vgg", "--no-report", out="vgg")
+    assert teacher.returncode == 0, teacher.stderr[-3000:]
+    vgg = tmp_path / "vgg"
+    # --no-report: exported and logged, but no card (its figures need the service's environment).
+    assert (vgg / "history.json").is_file() and not (vgg / "MODEL_CARD.md").exists()
+    faces = np.zeros((2, 48, 48), np.uint8)
+    assert EmotionClassifier(vgg / "model.onnx", input_size=48).classify(faces).shape == (2, 7)
+
+    student = train(
+        train_python, tmp_path, "--teacher", str(vgg), "--teacher", "mini-xception", out="student"
+    )
+    assert student.returncode == 0, student.stderr[-3000:]
+    card = (tmp_path / "student" / "MODEL_CARD.md").read_text()
+    assert "distilled from vgg, mini-xception (T 4.0, weight 0.5)" in card
+    assert "Net `student`" in card
+
+    missing = train(train_python, tmp_path, "--teacher", str(tmp_path / "student" / "nothing"), out="other")
+    assert missing.returncode != 0 and "unknown classifier" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = train(train_python, tmp_path, "--teacher", str(empty), out="other")
+    assert refused.returncode != 0 and "no checkpoint.pt" in refused.stderr
