@@ -54,10 +54,10 @@ eval-clips: models
 train-env: heavy-env
 
 # The CPU recipe (docs/training.md): the student distilled from mini-Xception (mirror averaged),
-# 36 epochs, 65 to 100 min on 2 CPU cores as the machine is busy or not; resumes.
+# 30 epochs, 55 to 90 min on 2 CPU cores as the machine is busy or not; resumes.
 train: train-env models
 	nice -n 19 $(HEAVY_VENV)/bin/python training/train.py --out training/runs/cpu --resume \
-		--epochs 36 --teacher mini-xception+flip
+		--epochs 30 --teacher mini-xception+flip
 
 # The distillation recipe of docs/training.md, for a GPU: two teachers, then the student distilled
 # from both (on a 2-core CPU it would take days). TRAIN_PYTHON is any Python with torch and numpy.

@@ -83,6 +83,20 @@ def test_analyse_reports_bad_input_clearly(tmp_path: Path) -> None:
     assert done.returncode == 2 and "does not decode" in done.stderr
 
 
+def test_an_error_is_printed_whole_on_a_narrow_terminal(tmp_path: Path) -> None:
+    missing = tmp_path / ("interview [take 2] " + "x" * 80) / "missing.mp4"
+    done = subprocess.run(
+        [sys.executable, "-m", "video_emotions", "analyse", str(missing)],
+        env=service_env(tmp_path / "data", COLUMNS="40"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(missing) in line
+
+
 def test_models_list_shows_the_cached_files(tmp_path: Path) -> None:
     done = run(tmp_path, "models", "list")
     assert done.returncode == 0, done.stderr
