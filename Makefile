@@ -53,11 +53,11 @@ eval-clips: models
 # Training runs in the heavy environment (PyTorch); tests/training runs the recipe with its python.
 train-env: heavy-env
 
-# The CPU recipe (docs/training.md): the student distilled from mini-Xception (mirror averaged),
-# 30 epochs, 55 to 90 min on 2 CPU cores as the machine is busy or not; resumes.
+# The CPU recipe (docs/training.md): the student distilled from mini-Xception, 18 epochs,
+# 35 to 60 min on 2 CPU cores as the machine is busy or not; resumes.
 train: train-env models
 	nice -n 19 $(HEAVY_VENV)/bin/python training/train.py --out training/runs/cpu --resume \
-		--epochs 30 --teacher mini-xception+flip
+		--epochs 18 --teacher mini-xception
 
 # The distillation recipe of docs/training.md, for a GPU: two teachers, then the student distilled
 # from both (on a 2-core CPU it would take days). TRAIN_PYTHON is any Python with torch and numpy.
@@ -66,7 +66,7 @@ FACES := training/data
 TRAIN := $(TRAIN_PYTHON) training/train.py --train $(FACES)/train.npz --test $(FACES)/public_test.npz --resume
 
 .PHONY: pack-faces train-distilled distilled-card
-# FER2013 packed to travel to a lent GPU machine (training/data is git-ignored: carry it).
+# FER2013 packed to travel to a GPU machine with the checkout (training/data is git-ignored).
 $(FACES)/%.npz.xz: ../shared/data/fer2013/%.npz
 	$(BIN)/python training/pack_faces.py $< $@
 $(FACES)/%.npz: $(FACES)/%.npz.xz

@@ -3,10 +3,10 @@
     python training/pack_faces.py SRC.npz DST.npz.xz     # pack
     python training/pack_faces.py SRC.npz.xz DST.npz     # unpack
 
-A lent GPU machine gets only the checkout (64 MiB in all), not ``../shared``; FER2013's
-``train.npz`` is 63 MB as it is, and 50 MB as an uncompressed ``.npz`` run through a byte-delta
-filter and LZMA (neighbouring pixels differ little). Only numpy and the standard library are
-needed, so the GPU machine's Python unpacks it too.
+A GPU machine elsewhere may get only a copy of the checkout, not ``../shared``, with a limit on
+its size; FER2013's ``train.npz`` is 63 MB as it is, and 48 MB as an uncompressed ``.npz`` run
+through a byte-delta filter and LZMA (neighbouring pixels differ little). Only numpy and the
+standard library are needed, so the GPU machine's Python unpacks it too.
 """
 
 from __future__ import annotations
