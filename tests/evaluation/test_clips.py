@@ -52,7 +52,8 @@ def test_eval_clips_json_matches_a_count_by_hand(tmp_path: Path) -> None:
     engine = ModelRegistry(settings).load(None)
     clip = tmp_path / "face_a.mp4"
     (result,) = analyse_video(clip, [Segment(1, 0.0, probe(clip).duration)], engine, interval=1.0)
-    answer = segment_summary(result, settings.aggregation)["dominant"]
+    summary = segment_summary(result, settings.aggregation)
+    answer = summary["dominant"]
     frame_answers = [max(f.estimate.probabilities, key=f.estimate.probabilities.get) for f in result.frames]
     samples = len(result.frames)
     assert answer in EMOTIONS and samples >= 2
@@ -82,6 +83,8 @@ def test_eval_clips_json_matches_a_count_by_hand(tmp_path: Path) -> None:
         ("face_b.mp4", wrong, answer),
         ("blank.mp4", third, "none"),
     ]
+    # Each clip's combined percentages, as the product's summary gives them; none without a face.
+    assert [row["mean"] for row in report["per_clip"]] == [summary["mean"], summary["mean"], None]
     overall = report["overall"]
     assert overall["clips"] == 3 and overall["correct"] == 1
     assert overall["accuracy"] == pytest.approx(1 / 3)

@@ -60,6 +60,9 @@ class ClipOutcome:
     #: Sampled frames with a face whose most probable expression is the clip's label.
     frames_correct: int
     seconds: float
+    #: The segment's combined percentages as the summary reports them (None without a face):
+    #: how far the right answer was from the predicted one.
+    mean: dict[str, float] | None = None
 
 
 def load_clips(folder: Path) -> list[Clip]:
@@ -102,6 +105,7 @@ def run_clip(clip: Clip, engine: EmotionEngine, *, interval: float, aggregation:
         samples_with_face=summary["frames_with_face"],
         frames_correct=sum(max(p, key=p.__getitem__) == clip.label for p in frames),
         seconds=seconds,
+        mean=summary["mean"],
     )
 
 
@@ -140,7 +144,7 @@ def group_figures(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
 
 def clips_report(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
     """:func:`group_figures` overall, per ``dataset``, and for the clips with the datasets' own labels,
-    plus one row per clip."""
+    plus one row per clip (with the segment's combined percentages, ``mean``)."""
     datasets = sorted({o.clip.dataset for o in outcomes})
     own_labels = [o for o in outcomes if o.clip.label_quality in DATASET_QUALITIES]
     return {
@@ -159,6 +163,7 @@ def clips_report(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
                 "samples": o.samples,
                 "samples_with_face": o.samples_with_face,
                 "frames_correct": o.frames_correct,
+                "mean": o.mean,
             }
             for o in outcomes
         ],

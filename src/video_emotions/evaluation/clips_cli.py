@@ -86,7 +86,7 @@ def _clips_table(run: dict[str, Any]) -> Table:
     table = Table(title="per clip")
     for column in ("clip", "dataset", "label", "predicted"):
         table.add_column(column)
-    for column in ("faces/samples", "frames right"):
+    for column in ("label's %", "faces/samples", "frames right"):
         table.add_column(column, justify="right")
     for row in run["per_clip"]:
         table.add_row(
@@ -94,6 +94,7 @@ def _clips_table(run: dict[str, Any]) -> Table:
             row["dataset"],
             row["label"],
             row["predicted"] if row["predicted"] == row["label"] else f"[red]{row['predicted']}[/red]",
+            "" if row["mean"] is None else f"{row['mean'][row['label']]:.1f}",
             f"{row['samples_with_face']}/{row['samples']}",
             str(row["frames_correct"]),
         )
