@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +18,18 @@ import httpx
 from video_emotions.config import Settings
 from video_emotions.context import ServiceContext
 
+#: The README walk-through's segments of woman2.mp4 (ms): two of the candidate, one of the interviewer.
+WALKTHROUGH_SEGMENTS = [
+    {"start": 0, "end": 2000, "speaker": 0},
+    {"start": 2000, "end": 3000, "speaker": 1},
+    {"start": 3000, "end": 4600, "speaker": 0},
+]
+
+
+def write_walkthrough_segments(path: Path) -> Path:
+    path.write_text(json.dumps(WALKTHROUGH_SEGMENTS))
+    return path
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -31,6 +44,12 @@ class RunningService:
     ctx: ServiceContext
     log: Path
     process: subprocess.Popen[bytes] | None = None
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m video_emotions ARGS`` with the service's settings (its database and storage)."""
+        return subprocess.run(
+            [sys.executable, "-m", "video_emotions", *args], env=self.env, capture_output=True, text=True
+        )
 
     def peak_rss_mb(self) -> float:
         """The service process's peak resident memory so far (VmHWM), in MiB."""

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import httpx
 import pytest
 
 from tests.media import face_video
-from tests.service import RunningService, run_service
+from tests.service import RunningService, run_service, write_walkthrough_segments
 from video_emotions.domain import EMOTIONS, NO_FACE_KEY, Segment
 from video_emotions.results import frame_key
 from video_emotions.video.sampler import plan_sample_times
@@ -25,12 +22,6 @@ TIMEOUT = 120
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     with run_service(tmp_path_factory.mktemp("service")) as running:
         yield running
-
-
-def cli(service: RunningService, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "video_emotions", *args], env=service.env, capture_output=True, text=True
-    )
 
 
 def snapshot(service: RunningService, interview_id: int) -> tuple[object, ...]:
@@ -57,23 +48,14 @@ def test_health(service: RunningService) -> None:
 
 
 def test_walkthrough_on_woman2(service: RunningService, woman2_mp4: Path, tmp_path: Path) -> None:
-    segments = tmp_path / "segments.json"
-    segments.write_text(
-        json.dumps(
-            [
-                {"start": 0, "end": 2000, "speaker": 0},
-                {"start": 2000, "end": 3000, "speaker": 1},
-                {"start": 3000, "end": 4600, "speaker": 0},
-            ]
-        )
-    )
-    done = cli(
-        service, "ingest", str(woman2_mp4), "--session", "1", "--interview", "1", "--segments", str(segments)
+    segments = write_walkthrough_segments(tmp_path / "segments.json")
+    done = service.cli(
+        "ingest", str(woman2_mp4), "--session", "1", "--interview", "1", "--segments", str(segments)
     )
     assert done.returncode == 0, done.stderr
     # A second interview from the same file: the database gives its rows fresh ids.
-    again = cli(
-        service, "ingest", str(woman2_mp4), "--session", "1", "--interview", "2", "--segments", str(segments)
+    again = service.cli(
+        "ingest", str(woman2_mp4), "--session", "1", "--interview", "2", "--segments", str(segments)
     )
     assert again.returncode == 0, again.stderr
     first_ids = {row["id"] for row in service.ctx.db.results_rows(1)}

@@ -3,7 +3,6 @@ Interviewz schema, the videos and run logs in an S3 server."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from tests.media import face_video
-from tests.service import RunningService, run_service
+from tests.service import RunningService, run_service, write_walkthrough_segments
 from tests.storage.conftest import create_bucket, libpq_dsn
 from video_emotions.domain import EMOTIONS, Segment
 from video_emotions.storage.blobs import video_key
@@ -85,22 +84,9 @@ def post(service: RunningService, session_id: int, interview_id: int) -> httpx.R
 def test_analyse_video_writes_results_to_postgres_and_the_log_to_s3(
     service: RunningService, woman2_mp4: Path, tmp_path: Path
 ) -> None:
-    segments = tmp_path / "segments.json"
-    segments.write_text(
-        json.dumps(
-            [
-                {"start": 0, "end": 2000, "speaker": 0},
-                {"start": 2000, "end": 3000, "speaker": 1},
-                {"start": 3000, "end": 4600, "speaker": 0},
-            ]
-        )
-    )
-    ingest = ["ingest", str(woman2_mp4), "--session", "1", "--interview", "1", "--segments", str(segments)]
-    done = subprocess.run(
-        [sys.executable, "-m", "video_emotions", *ingest],
-        env=service.env,
-        capture_output=True,
-        text=True,
+    segments = write_walkthrough_segments(tmp_path / "segments.json")
+    done = service.cli(
+        "ingest", str(woman2_mp4), "--session", "1", "--interview", "1", "--segments", str(segments)
     )
     assert done.returncode == 0, done.stderr
     assert set(s3_objects(service, "1/1/raw/")) == {"1/1/raw/raw.mp4"}

@@ -62,7 +62,7 @@ class ClipOutcome:
     seconds: float
     #: The segment's combined percentages as the summary reports them (None without a face):
     #: how far the right answer was from the predicted one.
-    mean: dict[str, float] | None = None
+    mean: dict[str, float] | None
 
 
 def load_clips(folder: Path) -> list[Clip]:
