@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VE_SHARED_DIR", REPO.parent / "shared"))
 VIDEOS = SHARED / "data" / "videos"
 FER2013 = SHARED / "data" / "fer2013"
+FERPLUS = SHARED / "data" / "ferplus"
 
 
 def require_shared(path: Path) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 
 from tests.service import service_env
+from tests.test_results import thousandths
 from video_emotions.domain import EMOTIONS, NO_FACE_KEY
 
 
@@ -69,6 +70,27 @@ def test_analyse_with_segments_to_csv(test_mp4: Path, tmp_path: Path) -> None:
     assert {row["segment_id"] for row in rows} == {"7"}  # the interviewer's segment is not analysed
     assert len(rows) == 5  # 0.5, 1.0, 1.5, 2.0 and the closing frame at 2.5
     assert float(rows[0]["time"]) >= 0.5
+
+
+def test_analyse_as_the_app_names_it_says_who_served_and_gives_three_decimals(
+    woman2_mp4: Path, tmp_path: Path
+) -> None:
+    for out in ("r.json", "r.csv"):
+        done = run(
+            tmp_path, "analyse", str(woman2_mp4), "--model", "deepface", "--interval", "0.25", "--out", out
+        )
+        assert done.returncode == 0, done.stderr
+        assert "deepface unavailable: needs the [deepface] extra" in done.stderr
+        assert "served by default" in done.stderr
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["engine"] == "default"
+    (segment,) = document["segments"]
+    legacy = [v for v in segment["video_emotions"].values() if v != {NO_FACE_KEY: 0.0}]
+    rows = csv.DictReader((tmp_path / "r.csv").open())
+    from_csv = [{e: float(row[e]) for e in EMOTIONS} for row in rows if row["faces"] != "0"]
+    assert len(legacy) > 50 and from_csv == legacy
+    for values in legacy:
+        assert thousandths(values) <= 100_000
 
 
 def test_analyse_reports_bad_input_clearly(tmp_path: Path) -> None:

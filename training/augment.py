@@ -4,8 +4,10 @@ Random draws are made on the images' device, so that a batch on the GPU never wa
 on the CPU the draws are the same as they always were.
 
 Everything works on a whole batch at once: one ``affine_grid``/``grid_sample`` for flip, rotation,
-zoom and shift; per-image brightness and contrast; one random rectangle erased per chosen image;
-and, on a share of the batches, mixup or cutmix (the caller mixes the loss with the returned weight).
+zoom and shift; per-image brightness and contrast; per-image Gaussian blur (used by the FER+
+fine-tuning); one random rectangle erased per chosen image; and, on a share of the batches, mixup
+or cutmix (the caller mixes the loss with the returned weight; the labels may be indices or
+soft target rows).
 """
 
 from __future__ import annotations
@@ -81,6 +83,24 @@ def random_erasing(
     mask = (inside & chosen).unsqueeze(1)
     noise = torch.rand(images.shape, device=device) * 2 - 1
     return torch.where(mask, noise, images)
+
+
+def gaussian_blur(images: torch.Tensor, probability: float = 0.5, max_sigma: float = 1.5) -> torch.Tensor:
+    """Blur a ``probability`` share of the images with a Gaussian of sigma uniform in (0, ``max_sigma``]
+    pixels (video frames are softer than FER2013's faces: motion, focus, compression)."""
+    count, channels, height, width = images.shape
+    device = images.device
+    radius = math.ceil(2 * max_sigma)
+    sigma = _uniform(count, 0.05, max_sigma, device).view(-1, 1)
+    offsets = torch.arange(-radius, radius + 1, device=device, dtype=images.dtype).view(1, -1)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(channels, dim=0)
+    flat = images.reshape(1, count * channels, height, width)
+    flat = F.pad(flat, (radius, radius, radius, radius), mode="replicate")
+    flat = F.conv2d(flat, kernel.view(-1, 1, 1, 2 * radius + 1), groups=count * channels)
+    blurred = F.conv2d(flat, kernel.view(-1, 1, 2 * radius + 1, 1), groups=count * channels)
+    chosen = (torch.rand(count, device=device) < probability).view(-1, 1, 1, 1)
+    return torch.where(chosen, blurred.view_as(images), images)
 
 
 def mix(

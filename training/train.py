@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 import torch.nn.functional as F
@@ -58,8 +59,10 @@ OPSET = 17
 #: The settings a resumed run must share with its checkpoint (threads and the like may change).
 RECIPE_KEYS = (
     "train", "test", "net", "epochs", "warmup_epochs", "batch_size", "lr", "max_batches", "seed",
-    "teacher", "temperature", "distill_weight",
+    "teacher", "temperature", "distill_weight", "vote_weight",
 )  # fmt: skip
+#: What a checkpoint written before a setting existed was trained with.
+_RECIPE_DEFAULTS = {"vote_weight": 0.0}
 #: A log-probability floor for teachers that give probabilities (log 0 is -inf).
 _PROBABILITY_FLOOR = 1e-8
 
@@ -89,6 +92,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=4.0, help="Distillation temperature.")
     parser.add_argument("--distill-weight", type=float, default=0.5, help="Weight of the distillation loss.")
     parser.add_argument(
+        "--vote-weight",
+        type=float,
+        default=0.0,
+        help="Share of FER+'s vote distribution in each face's target (the rest: its FER2013 label); "
+        "the training .npz needs ferplus_votes (training/ferplus_join.py).",
+    )
+    parser.add_argument(
         "--no-report",
         action="store_true",
         help="Train and export only; the card's figures need the service's environment (ONNX Runtime, PyAV).",
@@ -102,6 +112,22 @@ def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     if faces.images.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
         raise SystemExit(f"{path}: faces are {faces.images.shape[1:]}, the recipe needs 48x48")
     return torch.from_numpy(faces.images).unsqueeze(1), torch.from_numpy(faces.labels)
+
+
+def vote_targets(path: Path, labels: torch.Tensor, weight: float) -> torch.Tensor:
+    """``(N, 7)`` targets: ``weight`` x the face's FER+ votes over EMOTIONS + the rest its label
+    (the label alone for a face without votes)."""
+    from video_emotions.evaluation.faces import vote_columns
+
+    with np.load(path) as data:
+        if "ferplus_votes" not in data.files:
+            raise SystemExit(f"{path}: no ferplus_votes array (make it with training/ferplus_join.py)")
+        votes, classes = data["ferplus_votes"], [str(name) for name in data["vote_classes"]]
+    _, columns = vote_columns(classes, source=str(path))
+    counts = torch.from_numpy(votes[:, columns].astype(np.float32))
+    total = counts.sum(1, keepdim=True)
+    share = torch.where(total > 0, torch.full_like(total, weight), torch.zeros_like(total))
+    return share * counts / total.clamp_min(1) + (1 - share) * F.one_hot(labels, len(EMOTIONS)).float()
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -149,7 +175,7 @@ def _classifier_teacher(spec: str) -> Teacher:
     """A classifier as ``video-emotions eval`` runs it (ONNX Runtime, the model's own input size)."""
     from video_emotions.config import Settings
     from video_emotions.errors import InputError, ModelUnavailableError
-    from video_emotions.evaluation.classifiers import load_classifier
+    from video_emotions.vision.classifier_registry import load_classifier
 
     try:
         classifier = load_classifier(spec, Settings())
@@ -202,7 +228,10 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def train(args: argparse.Namespace, device: torch.device) -> dict:
     """Train (or go on training) and return the final checkpoint's state."""
-    train_images, train_labels = (t.to(device) for t in load_split(args.train))
+    train_images, train_labels = load_split(args.train)
+    if args.vote_weight > 0:
+        train_labels = vote_targets(args.train, train_labels, args.vote_weight)
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
     test_images, test_labels = (t.to(device) for t in load_split(args.test))
     torch.manual_seed(args.seed)
     model = build_net(args.net).to(device)
@@ -215,7 +244,9 @@ def train(args: argparse.Namespace, device: torch.device) -> dict:
     checkpoint = args.out / CHECKPOINT
     if args.resume and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        changed = sorted(key for key in RECIPE_KEYS if state["recipe"].get(key) != recipe[key])
+        changed = sorted(
+            key for key in RECIPE_KEYS if state["recipe"].get(key, _RECIPE_DEFAULTS.get(key)) != recipe[key]
+        )
         if changed:
             raise SystemExit(f"{checkpoint} was trained with other {', '.join(changed)}: start a new --out")
         model.load_state_dict(state["model"])
@@ -287,15 +318,14 @@ class _Probabilities(nn.Module):
         return torch.softmax(self.model(x), dim=1)
 
 
-def export_onnx(state: dict, path: Path) -> Path:
-    """The trained model as ONNX: NCHW ``(N, 1, 48, 48)`` in, softmax ``(N, 7)`` out, with metadata."""
-    model = build_net(state["recipe"]["net"])
-    model.load_state_dict(state["model"])
-    wrapped = _Probabilities(model).eval()
+def write_onnx(module: nn.Module, path: Path, input_size: int, metadata: dict[str, str]) -> Path:
+    """``module`` (probabilities out) as ONNX: NCHW ``(N, 1, S, S)`` float32 faces normalised as
+    ``(x / 255 - 0.5) * 2`` in, ``(N, 7)`` out, with the labels, layout, normalisation and
+    ``metadata`` as properties; written beside ``path`` and renamed, so no reader sees half."""
     partial = path.with_name(f"{path.name}.{os.getpid()}.part")
     torch.onnx.export(
-        wrapped,
-        (torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE),),
+        module.eval(),
+        (torch.zeros(1, 1, input_size, input_size),),
         str(partial),
         dynamo=False,
         input_names=["input"],
@@ -304,25 +334,46 @@ def export_onnx(state: dict, path: Path) -> Path:
         opset_version=OPSET,
     )
     exported = onnx.load(str(partial))
+    properties = {
+        "labels": ",".join(EMOTIONS),
+        "input_layout": "NCHW",
+        "normalisation": "(x / 255 - 0.5) * 2",
+    }
+    onnx.helper.set_model_props(exported, properties | metadata)
+    onnx.checker.check_model(exported)
+    onnx.save(exported, str(partial))
+    partial.replace(path)
+    return path
+
+
+def export_onnx(state: dict, path: Path) -> Path:
+    """The trained model as ONNX: NCHW ``(N, 1, 48, 48)`` in, softmax ``(N, 7)`` out, with metadata."""
+    model = build_net(state["recipe"]["net"])
+    model.load_state_dict(state["model"])
     recipe = state["recipe"]
-    onnx.helper.set_model_props(
-        exported,
+    return write_onnx(
+        _Probabilities(model),
+        path,
+        INPUT_SIZE,
         {
-            "labels": ",".join(EMOTIONS),
             "source": (
                 f"video-emotions training/train.py: {state['recipe']['net']} trained on FER2013 Training "
                 f"({state['epoch']} epochs, seed {recipe['seed']}, batch {recipe['batch_size']}, "
                 f"lr {recipe['lr']}, SGD-Nesterov, label smoothing 0.1, augmentation of shared/models.md"
                 f"{_distillation_phrase(recipe)})"
-            ),
-            "input_layout": "NCHW",
-            "normalisation": "(x / 255 - 0.5) * 2",
+            )
         },
     )
-    onnx.checker.check_model(exported)
-    onnx.save(exported, str(partial))
-    partial.replace(path)
-    return path
+
+
+def _votes_phrase(recipe: dict) -> str:
+    weight = recipe.get("vote_weight", 0.0)
+    if not weight:
+        return "the original FER2013 labels; FER+'s votes were not used."
+    return (
+        f"targets {weight:g} x FER+'s vote distribution (Microsoft's FERPlus, MIT) + {1 - weight:g} x the "
+        "FER2013 label."
+    )
 
 
 def _distillation_phrase(recipe: dict) -> str:
@@ -350,8 +401,9 @@ def _card(state: dict, onnx_path: Path, results: dict[str, dict], device: torch.
         "",
         "## Data",
         'FER2013 (research data from the 2013 Kaggle challenge "Challenges in Representation Learning: '
-        'Facial Expression Recognition"): the Training split (28,709 faces, 48x48 gray) with the original '
-        "FER2013 labels. FER+ labels (crowd-sourced relabelling) were not used: they are not in shared/. "
+        'Facial Expression Recognition"): the Training split (28,709 faces, 48x48 gray) with '
+        + _votes_phrase(recipe)
+        + " "
         "Figures below are on the PublicTest split (3,589 faces), never used for training or model selection "
         "(the model is the last epoch's).",
         "",

@@ -52,7 +52,10 @@ def analyse(
         else:
             chosen = [Segment(id=1, start=0.0, end=probe(video).duration)]
         registry = ModelRegistry(settings)
-        engine = registry.load(registry.check(model))  # check: yolo_cloud may fall back to yolo_local
+        route = registry.route(model)  # yolo_cloud may fall back to yolo_local, any engine to default
+        if route.note:
+            console.print(route.note, markup=False, highlight=False, soft_wrap=True)
+        engine = registry.load(route.engine)
         with Progress(
             TextColumn("analysing"),
             BarColumn(),

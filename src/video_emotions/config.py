@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     model_aliases: str = Field(
         "", description="Operator's name mapping, e.g. 'deepface=default,yolo=default'."
     )
+    strict_models: bool = Field(
+        False,
+        description="Refuse (422) a model_type whose engine cannot run here instead of serving it "
+        "with the default engine.",
+    )
     crop_margin: float = Field(
         0.2, ge=0, description="Face crop: box side enlarged by this share (chosen in docs/accuracy.md)."
     )
@@ -85,7 +90,7 @@ class Settings(BaseSettings):
     classifier: str = Field(
         "mini-xception",
         description="Expression classifier of the default engine: a name registered in "
-        "video_emotions.evaluation.classifiers, '+flip' appended to average a mirrored view.",
+        "video_emotions.vision.classifier_registry, '+flip' appended to average a mirrored view.",
     )
     aggregation: Aggregation = Field(
         "mean",

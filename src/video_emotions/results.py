@@ -26,11 +26,21 @@ def frame_key(index: int, time: float) -> str:
 
 
 def percentages(probabilities: dict[str, float]) -> dict[str, float]:
-    """Probabilities as percentages in descending order, scaled down to exactly 100 when over."""
-    values = {label: round(float(probabilities[label]) * 100.0, 3) for label in EMOTIONS}
-    total = sum(values.values())
-    if total > 100.0:
-        values = {label: value * 100.0 / total for label, value in values.items()}
+    """Probabilities as percentages with 3 decimals in descending order; when rounding takes
+    their sum over 100, scaled down to exactly 100.000, still with 3 decimals.
+
+    The rescale works in thousandths of a percent: each value is scaled and rounded down, and
+    the thousandths still missing go to the largest remainders, so the sum is exactly 100.
+    """
+    thousandths = [round(float(probabilities[label]) * 100_000) for label in EMOTIONS]
+    total = sum(thousandths)
+    if total > 100_000:
+        scaled = [divmod(value * 100_000, total) for value in thousandths]
+        thousandths = [quotient for quotient, _ in scaled]
+        missing = 100_000 - sum(thousandths)
+        for i in sorted(range(len(scaled)), key=lambda i: scaled[i][1], reverse=True)[:missing]:
+            thousandths[i] += 1
+    values = {label: value / 1000 for label, value in zip(EMOTIONS, thousandths, strict=True)}
     return dict(sorted(values.items(), key=lambda item: item[1], reverse=True))
 
 
@@ -71,17 +81,41 @@ def aggregate(probabilities: np.ndarray, faces: Sequence[Face], method: Aggregat
     return combined / combined.sum()
 
 
+def face_shares(probabilities: np.ndarray) -> dict[str, Any]:
+    """What the faces showed sample by sample, from their ``(N, 7)`` probabilities (``N`` >= 1).
+
+    A mean over mostly neutral faces stays neutral even when a clear smile runs through part of
+    the segment; counting each sample's most probable expression says both. ``neutral_share`` is
+    the share of samples read as neutral; ``leading_expression`` the most frequent other one (a tie
+    goes to the higher mean probability, then to :data:`EMOTIONS` order), ``None`` when every
+    sample is neutral; ``leading_share`` its share of the samples.
+    """
+    samples = len(probabilities)
+    counts = np.bincount(probabilities.argmax(axis=1), minlength=len(EMOTIONS))
+    means = probabilities.mean(axis=0)
+    neutral = EMOTIONS.index("neutral")
+    shown = [i for i in range(len(EMOTIONS)) if i != neutral and counts[i] > 0]
+    leading = max(shown, key=lambda i: (counts[i], means[i])) if shown else None
+    return {
+        "neutral_share": round(int(counts[neutral]) / samples, 4),
+        "leading_expression": None if leading is None else EMOTIONS[leading],
+        "leading_share": None if leading is None else round(int(counts[leading]) / samples, 4),
+    }
+
+
 def segment_summary(result: SegmentResult, aggregation: Aggregation = "mean") -> dict[str, Any]:
     """The frames with a face combined as ``aggregation`` says (see :func:`aggregate`), as
-    percentages (``mean``), the dominant expression and the usable share.
+    percentages (``mean``), the dominant expression, the usable share, and sample by sample
+    what the faces showed (see :func:`face_shares`, whatever ``aggregation`` is).
 
     ``usable_share`` is the share of sampled frames where a face was found; a segment without
-    any face has ``usable_share`` 0, no means and a ``dominant`` of ``None``.
+    any face has ``usable_share`` 0, no means, and ``None`` for ``dominant`` and the shares.
     """
     with_face = [f.estimate for f in result.frames if f.estimate.probabilities is not None]
     frames = len(result.frames)
     means: dict[str, float] | None = None
     dominant: str | None = None
+    shares: dict[str, Any] = {"neutral_share": None, "leading_expression": None, "leading_share": None}
     if with_face:
         probabilities = np.array([[e.probabilities[label] for label in EMOTIONS] for e in with_face])
         faces = [e.face for e in with_face]
@@ -91,13 +125,27 @@ def segment_summary(result: SegmentResult, aggregation: Aggregation = "mean") ->
         }
         means = dict(sorted(means.items(), key=lambda item: item[1], reverse=True))
         dominant = next(iter(means))
+        shares = face_shares(probabilities)
     return {
         "frames": frames,
         "frames_with_face": len(with_face),
         "usable_share": round(len(with_face) / frames, 4) if frames else 0.0,
         "dominant": dominant,
+        **shares,
         "mean": means,
     }
+
+
+def expression_words(summary: dict[str, Any]) -> str:
+    """The run log's words for a summary: ``dominant neutral, neutral 70%, leading happy 30%``,
+    ``dominant neutral, neutral 100%, no expression but neutral``, or ``dominant None`` (no face)."""
+    words = f"dominant {summary['dominant']}"
+    if summary["neutral_share"] is None:
+        return words
+    words += f", neutral {summary['neutral_share']:.0%}"
+    if summary["leading_expression"] is None:
+        return f"{words}, no expression but neutral"
+    return f"{words}, leading {summary['leading_expression']} {summary['leading_share']:.0%}"
 
 
 def frame_details(result: SegmentResult) -> list[dict[str, Any]]:
@@ -121,7 +169,8 @@ def frame_details(result: SegmentResult) -> list[dict[str, Any]]:
 
 
 def segments_csv(results: list[SegmentResult]) -> str:
-    """One row per sampled frame: segment, index, time, faces, then the seven percentages."""
+    """One row per sampled frame: segment, index, time, faces, then the seven percentages (as in
+    the legacy JSON)."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["segment_id", "index", "time", "faces", *EMOTIONS])
@@ -129,6 +178,7 @@ def segments_csv(results: list[SegmentResult]) -> str:
         for frame in result.frames:
             probabilities = frame.estimate.probabilities
             row: list[Any] = [result.segment.id, frame.index, f"{frame.time:.3f}", frame.estimate.faces_found]
-            row += ["" if probabilities is None else round(probabilities[e] * 100.0, 3) for e in EMOTIONS]
+            values = None if probabilities is None else percentages(probabilities)
+            row += ["" if values is None else values[e] for e in EMOTIONS]
             writer.writerow(row)
     return out.getvalue()

@@ -125,7 +125,6 @@ def good_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("params", "status", "message"),
     [
         ({"session_id": 3, "interview_id": 30, "model_type": "nope"}, 422, "unknown model_type 'nope'"),
-        ({"session_id": 3, "interview_id": 30, "model_type": "deepface"}, 422, "deepface"),
         (
             {"session_id": 0, "interview_id": 30, "model_type": "default"},
             422,

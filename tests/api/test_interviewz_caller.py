@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from tests.media import face_video
 from tests.service import RunningService, run_service
+from tests.test_results import thousandths
 from video_emotions.domain import EMOTIONS, NO_FACE_KEY, Segment
 
 CANDIDATE = [Segment(0, 0.0, 2.0), Segment(0, 4.0, 6.0)]
@@ -85,6 +87,94 @@ def test_the_apps_model_types_are_served(
     job = service.ctx.db.jobs_for_interview(interview)[-1]
     assert (job.model_type, job.engine, job.status) == (model_type, "default", "done")
     assert len(job.model_sha256) == 64
+    # The operator's alias wins over the fallback to the default: the job says which one served.
+    alias = f"model_type {model_type!r} is served by engine 'default' (VE_MODEL_ALIASES)"
+    assert job.note == (None if model_type == "default" else alias)
+
+
+@pytest.fixture(scope="module")
+def unconfigured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The service as it starts out of the box: no setting at all."""
+    with run_service(tmp_path_factory.mktemp("unconfigured")) as running:
+        yield running
+
+
+DEEPFACE_NOTE = 'deepface unavailable: needs the [deepface] extra (pip install "video-emotions[deepface]")'
+
+
+def test_out_of_the_box_the_apps_names_are_served_by_the_default_and_say_so(
+    unconfigured: RunningService, short_video: Path
+) -> None:
+    service = unconfigured
+    ingest(service, 40, short_video, [CANDIDATE[0], INTERVIEWER, CANDIDATE[1]])
+    ingest(service, 41, short_video, [CANDIDATE[0]])
+    # The app's default, then its toggle on the same interview: the default ran for the first,
+    # so the second is answered from what it wrote.
+    assert asyncio.run(middleware_call(service, 40, "deepface")) == (200, '{"status":"ok"}')
+    assert asyncio.run(middleware_call(service, 40, "yolo")) == (200, '{"status":"ok"}')
+    assert asyncio.run(middleware_call(service, 41, "yolo")) == (200, '{"status":"ok"}')
+
+    (deepface,) = service.ctx.db.jobs_for_interview(40)
+    (yolo,) = service.ctx.db.jobs_for_interview(41)
+    for job, name, needs in (
+        (deepface, "deepface", "[deepface] extra"),
+        (yolo, "yolo", "VE_YOLO_MODEL_PATH"),
+    ):
+        record = httpx.get(f"{service.url}/v1/jobs/{job.id}").json()
+        assert (record["model_type"], record["engine"], record["status"]) == (name, "default", "done")
+        assert record["note"].startswith(f"{name} unavailable: ") and needs in record["note"]
+        assert record["note"].endswith("; served by default")
+        log = service.ctx.blobs.get(job.log_key).decode()
+        assert record["note"] in log and "engine default, model file" in log
+    assert deepface.note == f"{DEEPFACE_NOTE}; served by default"
+    assert "yolo_cloud: needs VE_REMOTE_URL" in yolo.note
+
+    for interview in (40, 41):
+        assert service.ctx.db.interview(interview)["video_ok"] is True
+        candidate = [r["video_emotions"] for r in service.ctx.db.results_rows(interview) if r["speaker"] == 0]
+        assert candidate and all(document for document in candidate)
+
+    listed = {m["name"]: m for m in httpx.get(f"{service.url}/v1/models").json()["models"]}
+    assert (listed["deepface"]["served_by"], listed["deepface"]["note"]) == ("default", deepface.note)
+    assert (listed["yolo"]["served_by"], listed["yolo"]["note"]) == ("default", yolo.note)
+    (line,) = [line for line in service.log.read_text().splitlines() if "the app's model types:" in line]
+    assert line.endswith(f"deepface -> default ({deepface.note}); yolo -> default ({yolo.note})")
+
+
+def test_the_api_and_the_results_rows_give_three_decimals_and_no_frame_over_100(
+    unconfigured: RunningService, woman2_mp4: Path
+) -> None:
+    ingest(unconfigured, 42, woman2_mp4, [Segment(0, 0.0, 15.0)])
+    assert asyncio.run(middleware_call(unconfigured, 42, "deepface"))[0] == 200
+    (row,) = unconfigured.ctx.db.results_rows(42)
+    emotions = httpx.get(f"{unconfigured.url}/v1/interviews/42/emotions", params={"frames": True}).json()
+    (segment,) = emotions["segments"]
+    assert segment["video_emotions"] == row["video_emotions"]
+    frames = [f["emotions"] for f in segment["frames"]]
+    assert frames == list(row["video_emotions"].values()) and len(frames) == 16
+    for values in frames:
+        assert thousandths(values) <= 100_000
+    thousandths(segment["summary"]["mean"])  # three decimals there too
+
+
+def test_with_strict_models_the_apps_names_answer_422_naming_what_is_missing(
+    tmp_path: Path, short_video: Path
+) -> None:
+    with run_service(tmp_path, VE_STRICT_MODELS="true") as service:
+        ingest(service, 50, short_video, [CANDIDATE[0]])
+        for model_type, needs in (
+            ("deepface", ["[deepface] extra"]),
+            ("yolo", ["VE_REMOTE_URL", "VE_YOLO_MODEL_PATH"]),
+        ):
+            status, body = asyncio.run(middleware_call(service, 50, model_type))
+            detail = json.loads(body)["detail"]
+            assert status == 422 and f"model_type {model_type!r} is not available" in detail
+            assert all(need in detail for need in needs), detail
+        assert service.ctx.db.jobs_for_interview(50) == []
+        assert [r["video_emotions"] for r in service.ctx.db.results_rows(50)] == [None]
+        assert service.ctx.db.interview(50)["video_ok"] is False
+        listed = {m["name"]: m for m in httpx.get(f"{service.url}/v1/models").json()["models"]}
+        assert listed["deepface"]["served_by"] is None
 
 
 def test_a_caller_that_gives_up_still_gets_its_results_written_once(

@@ -1,11 +1,14 @@
-"""``video-emotions eval-clips``: its JSON on a three-clip folder against a count made by hand."""
+"""``video-emotions eval-clips``: its JSON on a three-clip folder against a count made by hand, clips
+that do not decode, and the figures of what the faces showed."""
 
 from __future__ import annotations
 
 import csv
 import json
+import random
 from pathlib import Path
 
+import av
 import pytest
 from typer.testing import CliRunner
 
@@ -14,9 +17,11 @@ from video_emotions.analysis import analyse_video
 from video_emotions.cli import app
 from video_emotions.config import get_settings
 from video_emotions.domain import EMOTIONS, Segment
+from video_emotions.errors import InputError
+from video_emotions.evaluation.clips import Clip, ClipOutcome, group_figures
 from video_emotions.evaluation.metrics import wilson_interval
 from video_emotions.results import segment_summary
-from video_emotions.video.sampler import probe
+from video_emotions.video.sampler import probe, sample_frames
 from video_emotions.vision.registry import ModelRegistry
 
 SECONDS = 2.0
@@ -93,8 +98,8 @@ def test_eval_clips_json_matches_a_count_by_hand(tmp_path: Path) -> None:
     assert overall["macro_f1"] == pytest.approx((2 / 3 + 0 + 0) / 3)
     expected_recall = {e: None for e in EMOTIONS} | {answer: 1.0, wrong: 0.0, third: 0.0}
     assert overall["per_class_recall"] == expected_recall
-    assert overall["predicted_classes"] == [*EMOTIONS, "none"]
-    confusion = [[0] * 8 for _ in EMOTIONS]
+    assert overall["predicted_classes"] == [*EMOTIONS, "none", "failed"]
+    confusion = [[0] * 9 for _ in EMOTIONS]
     confusion[EMOTIONS.index(answer)][EMOTIONS.index(answer)] = 1
     confusion[EMOTIONS.index(wrong)][EMOTIONS.index(answer)] = 1
     confusion[EMOTIONS.index(third)][7] = 1
@@ -107,6 +112,13 @@ def test_eval_clips_json_matches_a_count_by_hand(tmp_path: Path) -> None:
     assert overall["frame_accuracy"] == pytest.approx(right_frames / (2 * samples))
     assert overall["frame_accuracy_ci95"] == pytest.approx(list(wilson_interval(right_frames, 2 * samples)))
     assert overall["ms_per_sample"] > 0
+    assert overall["failed"] == 0 and [row["error"] for row in report["per_clip"]] == [None] * 3
+    # What the faces showed, sample by sample, as the product's summary says it.
+    shares = [
+        (row["neutral_share"], row["leading_expression"], row["leading_share"]) for row in report["per_clip"]
+    ]
+    expected = (summary["neutral_share"], summary["leading_expression"], summary["leading_share"])
+    assert shares == [expected, expected, (None, None, None)]
 
     one, two = report["by_dataset"]["set one"], report["by_dataset"]["set two"]
     assert (one["clips"], one["correct"], one["face_share"]) == (2, 1, 1.0)
@@ -126,6 +138,107 @@ def test_eval_clips_table_and_bad_folders(tmp_path: Path) -> None:
 
     write_labels(tmp_path, [("a.mp4", "contempt", "set", "dataset")])
     assert "'contempt'" in failure(str(tmp_path))
-    write_labels(tmp_path, [("missing.mp4", "sad", "set", "dataset")])
-    assert "missing.mp4 is missing" in failure(str(tmp_path))
     assert "no labels.csv" in failure(str(tmp_path / "nowhere"))
+
+
+def faststart_copy(source: Path, target: Path) -> Path:
+    """``source`` remuxed with its index (moov) first, as streamed MP4s are: cut short, such a file
+    still opens and decodes up to the cut (one with its index at the end does not open at all)."""
+    with av.open(str(source)) as inp, av.open(str(target), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return target
+
+
+def test_eval_clips_goes_on_past_clips_that_fail(tmp_path: Path) -> None:
+    face_video(tmp_path / "good.mp4", SECONDS)
+    (tmp_path / "noise.mp4").write_bytes(random.Random(0).randbytes(50_000))
+    whole = faststart_copy(face_video(tmp_path / "long.mp4", 6.0), tmp_path / "whole.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: int(0.4 * len(whole))])
+    # The cut copy opens and gives its first samples, then stops: it decodes only in part.
+    taken = []
+    with pytest.raises(InputError, match="stops decoding"):
+        taken.extend(sample_frames(cut, [Segment(1, 0.0, probe(cut).duration)], 1.0))
+    assert taken
+    write_labels(
+        tmp_path,
+        [
+            ("good.mp4", "happy", "set", "dataset"),
+            ("noise.mp4", "sad", "set", "dataset"),
+            ("cut.mp4", "angry", "set", "dataset"),
+            ("gone.mp4", "fear", "set", "dataset"),
+        ],
+    )
+
+    report = run_eval_clips(str(tmp_path), "--interval", "1.0")
+
+    good, *bad = report["per_clip"]
+    assert good["error"] is None and good["predicted"] in EMOTIONS and good["samples_with_face"] > 0
+    assert [(row["path"], row["predicted"]) for row in bad] == [
+        ("noise.mp4", "failed"),
+        ("cut.mp4", "failed"),
+        ("gone.mp4", "failed"),
+    ]
+    assert "does not decode" in bad[0]["error"] and "stops decoding" in bad[1]["error"]
+    assert bad[2]["error"] == "missing"
+    # The three count wrong (in the confusion's "failed" column); the good clip's figures stand.
+    overall = report["overall"]
+    correct = int(good["predicted"] == "happy")
+    assert (overall["clips"], overall["failed"], overall["correct"]) == (4, 3, correct)
+    assert overall["accuracy"] == pytest.approx(correct / 4)
+    assert overall["accuracy_ci95"] == pytest.approx(list(wilson_interval(correct, 4)))
+    assert [row[-1] for row in overall["confusion"]] == [1, 0, 1, 0, 1, 0, 0]  # angry, fear, sad
+    assert overall["samples"] == good["samples"] and overall["face_share"] > 0
+    assert overall["ms_per_sample"] > 0
+
+    done = CliRunner().invoke(app, ["eval-clips", str(tmp_path), "--interval", "1.0"], env={"COLUMNS": "250"})
+    assert done.exit_code == 0, done.output
+    assert "clip accuracy [95% CI]" in done.stdout and "label shown" in done.stdout
+    assert "failed clips (3, counted wrong)" in done.stdout
+    assert "stops decoding" in done.stdout and "missing" in done.stdout
+
+
+def outcome(
+    label: str,
+    predicted: str,
+    leading: str | None = None,
+    share: float | None = None,
+    error: str | None = None,
+) -> ClipOutcome:
+    clip = Clip(f"{label}.mp4", Path(f"{label}.mp4"), label, "set", "dataset")
+    with_face = 0 if predicted in ("none", "failed") else 10
+    return ClipOutcome(
+        clip,
+        predicted,
+        10,
+        with_face,
+        0,
+        1.0,
+        None,
+        leading_expression=leading,
+        leading_share=share,
+        error=error,
+    )
+
+
+def test_label_shown_and_neutral_false_leads() -> None:
+    figures = group_figures(
+        [
+            outcome("happy", "happy"),  # shown: dominant
+            outcome("happy", "neutral", "happy", 0.3),  # shown: leading
+            outcome("sad", "neutral", "happy", 0.4),  # not shown: another lead
+            outcome("neutral", "neutral", "happy", 0.25),  # shown; a false lead (at the threshold)
+            outcome(
+                "neutral", "happy", "happy", 0.6
+            ),  # not shown (a neutral label needs dominant); false lead
+            outcome("neutral", "neutral", "sad", 0.2),  # shown; lead too small to be false
+            outcome("neutral", "none"),  # no face: not shown
+            outcome("angry", "failed", error="missing"),  # not shown
+        ]
+    )
+    assert (figures["clips"], figures["correct"], figures["failed"]) == (8, 3, 1)
+    assert figures["shown"] == 4 and figures["neutral_false_lead"] == 2

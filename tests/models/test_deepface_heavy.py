@@ -31,7 +31,7 @@ def test_without_its_files_deepface_is_unavailable_and_says_what_is_missing(
 ) -> None:
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path))
     weights = tmp_path / ".deepface" / "weights"
-    registry = ModelRegistry(Settings())
+    registry = ModelRegistry(Settings(strict_models=True))
     with pytest.raises(
         ModelUnavailableError, match=r"haarcascade_frontalface_default\.xml and haarcascade_eye"
     ):
@@ -49,7 +49,7 @@ def test_without_its_files_deepface_is_unavailable_and_says_what_is_missing(
     ]
     status = {s.name: s for s in registry.statuses()}["deepface"]
     assert not status.available and "facial_expression_model_weights.h5" in status.reason
-    other = ModelRegistry(Settings(deepface_detector="retinaface"))
+    other = ModelRegistry(Settings(deepface_detector="retinaface", strict_models=True))
     with pytest.raises(ModelUnavailableError, match="retinaface: DeepFace downloads that detector's weights"):
         other.check("deepface")
 

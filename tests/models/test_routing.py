@@ -18,8 +18,13 @@ def test_yolo_without_an_endpoint_is_yolo_local(tiny_yolo: Path) -> None:
     assert registry.route("yolo") == Route(
         "yolo_local", "model_type 'yolo' is served by yolo_local (VE_REMOTE_URL is not set)"
     )
+    assert registry.route("yolo_cloud") == Route(
+        "default",
+        "yolo_cloud unavailable: needs VE_REMOTE_URL (a Vertex-style prediction endpoint); served by default",
+    )
+    strict = ModelRegistry(Settings(yolo_model_path=tiny_yolo, strict_models=True))
     with pytest.raises(ModelUnavailableError, match="'yolo_cloud' is not available: needs VE_REMOTE_URL"):
-        registry.check("yolo_cloud")
+        strict.check("yolo_cloud")
 
 
 def test_an_engine_name_loads_that_engine_never_a_fallback(tiny_yolo: Path) -> None:

@@ -85,7 +85,7 @@ def test_files_that_cannot_serve_are_refused_truthfully(tmp_path: Path, kind: st
         "not a model": lambda: _write(tmp_path / "m.onnx", b"not an onnx file"),
         "suffix": lambda: _write(tmp_path / "m.tflite", b"x"),
     }[kind]()
-    models = registry(path)
+    models = registry(path, strict_models=True)
     status = {s.name: s for s in models.statuses()}["yolo_local"]
     assert status.available is False and message in status.reason
     with pytest.raises(ModelUnavailableError, match="model_type 'yolo_local' is not available"):

@@ -6,7 +6,6 @@ PyTorch is never installed in the service's environment: the recipe runs as a su
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,19 +15,9 @@ import pytest
 
 from tests.conftest import REPO
 from video_emotions.domain import EMOTIONS
+from video_emotions.evaluation.faces import FERPLUS_VOTE_CLASSES
 from video_emotions.vision.classifier import EmotionClassifier
 from video_emotions.vision.mini_xception import model_metadata
-
-TRAIN_PYTHON = REPO / ".venv-heavy" / "bin" / "python"
-
-
-@pytest.fixture(scope="module")
-def train_python() -> Path:
-    if not TRAIN_PYTHON.is_file():
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{TRAIN_PYTHON} is missing: `make heavy-env` builds it")
-        pytest.skip(f"{TRAIN_PYTHON} is missing (`make heavy-env` builds it)")
-    return TRAIN_PYTHON
 
 
 def write_faces(path: Path, count: int, seed: int) -> Path:
@@ -119,3 +108,28 @@ def test_teacher_nets_and_distillation(train_python: Path, tmp_path: Path) -> No
     empty.mkdir()
     refused = train(train_python, tmp_path, "--teacher", str(empty), out="other")
     assert refused.returncode != 0 and "no checkpoint.pt" in refused.stderr
+
+
+@pytest.mark.slow
+def test_targets_mixed_with_ferplus_votes(train_python: Path, tmp_path: Path) -> None:
+    write_faces(tmp_path / "train.npz", 300, seed=0)
+    write_faces(tmp_path / "test.npz", 50, seed=1)
+    refused = train(train_python, tmp_path, "--vote-weight", "0.6", "--no-report")
+    assert refused.returncode != 0 and "no ferplus_votes array" in refused.stderr
+
+    with np.load(tmp_path / "train.npz") as data:
+        arrays = dict(data)
+    votes = np.random.default_rng(5).multinomial(10, [0.4, 0.2, 0.1, 0.1, 0.1, 0.05, 0.05, 0, 0, 0], 300)
+    votes[:10] = 0  # faces FER+ does not have: their label alone
+    np.savez(
+        tmp_path / "train.npz",
+        **arrays,
+        ferplus_votes=votes.astype(np.uint8),
+        vote_classes=np.array(FERPLUS_VOTE_CLASSES),
+    )
+    done = train(train_python, tmp_path, "--vote-weight", "0.6")
+    assert done.returncode == 0, done.stderr[-3000:]
+    card = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "targets 0.6 x FER+'s vote distribution" in card
+    again = train(train_python, tmp_path, "--resume", "--vote-weight", "0.3")
+    assert again.returncode != 0 and "trained with other vote_weight" in again.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -18,11 +20,14 @@ from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
-from video_emotions.errors import InputError, NotFoundError, VideoEmotionsError
+from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError, VideoEmotionsError
 from video_emotions.jobs.local import LocalExecutor
 from video_emotions.jobs.runner import error_kind, job_fingerprint
 from video_emotions.storage.blobs import video_key
 from video_emotions.storage.db import utcnow
+from video_emotions.vision.registry import APP_NAMES, ModelRegistry
+
+logger = logging.getLogger(__name__)
 
 #: HTTP status for each kind of failure a job or a check can end with.
 STATUS_BY_KIND = {
@@ -77,6 +82,19 @@ def stored_answer(ctx: ServiceContext, interview_id: int, checked: CheckedReques
     return ctx.db.finished_job(interview_id, fingerprint)
 
 
+def log_app_routes(models: ModelRegistry) -> None:
+    """One start-up line: the engine that serves each name the Interviewz app sends, and why."""
+    parts = []
+    for name in APP_NAMES:
+        try:
+            route = models.route(name)
+        except ModelUnavailableError as exc:
+            parts.append(f"{name} -> refused ({exc})")
+            continue
+        parts.append(f"{name} -> {route.engine}" + (f" ({route.note})" if route.note else ""))
+    logger.info("the app's model types: %s", "; ".join(parts))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -85,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = await run_in_threadpool(ServiceContext.from_settings, settings)
         app.state.ctx = ctx
         app.state.executor = LocalExecutor(ctx, settings.workers)
+        # In its own thread: yolo asks its endpoint, which must not hold up the start.
+        threading.Thread(target=log_app_routes, args=(ctx.models,), name="app-routes", daemon=True).start()
         yield
         await run_in_threadpool(app.state.executor.shutdown)
         ctx.db.dispose()

@@ -79,7 +79,8 @@ def _pool(app: FastAPI, workers: int) -> ThreadPoolExecutor:
 async def predict(request: Request, body: PredictRequest, model_type: str | None = None) -> dict[str, Any]:
     """Vertex AI's ``:predict`` with a local engine; see the module text for the answer's shape."""
     ctx: ServiceContext = request.app.state.ctx
-    engine_name = await run_in_threadpool(ctx.models.check, model_type)
+    # No fallback to the default here: the instances this endpoint serves ask for a model by name.
+    engine_name = await run_in_threadpool(ctx.models.check, model_type, fallback=False)
     if engine_name == "yolo_cloud":
         raise InputError("/v1/predict serves local models only; yolo_cloud would send the images on")
     future = _pool(request.app, ctx.settings.workers).submit(_predict, ctx, engine_name, body.instances)

@@ -6,7 +6,13 @@ are matched to our seven as class folders are (``anger`` → ``angry``, ...). Ea
 as one segment ``[0, duration)`` with :func:`~video_emotions.analysis.analyse_video`, and its
 predicted label is the segment's ``dominant`` expression as the product reports it
 (:func:`~video_emotions.results.segment_summary` with the configured aggregation); a clip in
-which no sampled frame shows a face is predicted :data:`NO_FACE`, which is always wrong.
+which no sampled frame shows a face is predicted :data:`NO_FACE`, and one whose file is missing,
+does not decode or decodes only in part is predicted :data:`FAILED`, with its reason: both are
+always wrong, and the other clips are measured all the same.
+
+Besides the dominant expression, the summary says sample by sample what the faces showed
+(``neutral_share``, ``leading_expression``, ``leading_share``): a clip's label is *shown* when it
+is the dominant expression or, for a label other than neutral, the leading one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 from video_emotions.analysis import analyse_video
 from video_emotions.config import Aggregation
 from video_emotions.domain import EMOTIONS, Segment
-from video_emotions.errors import InputError
+from video_emotions.errors import InputError, NotFoundError
 from video_emotions.evaluation.metrics import classification_metrics, wilson_interval
 from video_emotions.results import segment_summary
 from video_emotions.video.sampler import probe
@@ -31,8 +37,15 @@ from video_emotions.vision.labels import normalise_label
 LABELS_FILE = "labels.csv"
 #: The prediction for a clip without any face.
 NO_FACE = "none"
-#: Predicted classes: our seven, then :data:`NO_FACE`.
-PREDICTED_CLASSES = (*EMOTIONS, NO_FACE)
+#: The prediction for a clip that could not be analysed (missing, or a file that does not decode).
+FAILED = "failed"
+#: The reason a clip failed when its file is not in the folder.
+MISSING = "missing"
+#: Predicted classes: our seven, then :data:`NO_FACE` and :data:`FAILED`.
+PREDICTED_CLASSES = (*EMOTIONS, NO_FACE, FAILED)
+#: A neutral clip whose leading expression has at least this share of the samples with a face is
+#: counted in ``neutral_false_lead``: the summary shows an expression the label says is not there.
+FALSE_LEAD_SHARE = 0.25
 #: ``label_quality`` values of labels that are the dataset's own (the others are weaker).
 DATASET_QUALITIES = frozenset({"dataset", "dataset-page"})
 _COLUMNS = ("path", "label", "dataset", "label_quality")
@@ -63,11 +76,30 @@ class ClipOutcome:
     #: The segment's combined percentages as the summary reports them (None without a face):
     #: how far the right answer was from the predicted one.
     mean: dict[str, float] | None
+    #: The summary's sample-by-sample shares (None without a face; see the module).
+    neutral_share: float | None = None
+    leading_expression: str | None = None
+    leading_share: float | None = None
+    #: Why the clip could not be analysed (predicted :data:`FAILED`); None when it was.
+    error: str | None = None
+
+    @property
+    def shown(self) -> bool:
+        """Whether the clip's label is its dominant expression or, not neutral, its leading one."""
+        leads = self.clip.label != "neutral" and self.leading_expression == self.clip.label
+        return self.predicted == self.clip.label or leads
+
+    @property
+    def neutral_false_lead(self) -> bool:
+        """A neutral clip whose leading expression has :data:`FALSE_LEAD_SHARE` or more of the samples
+        with a face."""
+        share = self.leading_share
+        return self.clip.label == "neutral" and share is not None and share >= FALSE_LEAD_SHARE
 
 
 def load_clips(folder: Path) -> list[Clip]:
-    """The clips listed in ``folder/labels.csv``; InputError for a missing file, column or clip, or
-    a label that is not one of our seven."""
+    """The clips listed in ``folder/labels.csv``; InputError for a missing file or column, or a
+    label that is not one of our seven (a missing clip fails when it is run: :func:`run_clip`)."""
     folder = Path(folder)
     labels = folder / LABELS_FILE
     if not labels.is_file():
@@ -82,19 +114,22 @@ def load_clips(folder: Path) -> list[Clip]:
         label = normalise_label(row["label"])
         if label is None:
             raise InputError(f"{labels}: label {row['label']!r} of {row['path']} is not one of {EMOTIONS}")
-        path = folder / row["path"]
-        if not path.is_file():
-            raise InputError(f"{labels}: clip {row['path']} is missing")
-        clips.append(Clip(row["path"], path, label, row["dataset"], row["label_quality"]))
+        clips.append(Clip(row["path"], folder / row["path"], label, row["dataset"], row["label_quality"]))
     return clips
 
 
 def run_clip(clip: Clip, engine: EmotionEngine, *, interval: float, aggregation: Aggregation) -> ClipOutcome:
-    """Analyse ``clip`` as one segment the way the service does and read its summary."""
+    """Analyse ``clip`` as one segment the way the service does and read its summary; a clip whose
+    file is missing or does not decode (in whole or in part) is :data:`FAILED`, with the reason."""
     start = time.perf_counter()
-    (result,) = analyse_video(
-        clip.path, [Segment(1, 0.0, probe(clip.path).duration)], engine, interval=interval
-    )
+    try:
+        if not clip.path.is_file():
+            raise NotFoundError(MISSING)
+        (result,) = analyse_video(
+            clip.path, [Segment(1, 0.0, probe(clip.path).duration)], engine, interval=interval
+        )
+    except (InputError, NotFoundError) as exc:
+        return ClipOutcome(clip, FAILED, 0, 0, 0, time.perf_counter() - start, None, error=str(exc))
     seconds = time.perf_counter() - start
     summary = segment_summary(result, aggregation)
     frames = [f.estimate.probabilities for f in result.frames if f.estimate.probabilities is not None]
@@ -106,23 +141,29 @@ def run_clip(clip: Clip, engine: EmotionEngine, *, interval: float, aggregation:
         frames_correct=sum(max(p, key=p.__getitem__) == clip.label for p in frames),
         seconds=seconds,
         mean=summary["mean"],
+        neutral_share=summary["neutral_share"],
+        leading_expression=summary["leading_expression"],
+        leading_share=summary["leading_share"],
     )
 
 
 def group_figures(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
     """Clip accuracy (Wilson 95%), macro-F1 over our seven, per-class recall, the confusion matrix
-    (rows: true, of our seven; columns: :data:`PREDICTED_CLASSES`), the share of samples with a
-    face, frame accuracy (Wilson 95%) and ms per sample, JSON-ready."""
+    (rows: true, of our seven; columns: :data:`PREDICTED_CLASSES`), the clips that failed, the
+    clips whose label is ``shown`` and the neutral ones with a false lead (see
+    :class:`ClipOutcome`), the share of samples with a face, frame accuracy (Wilson 95%) and ms
+    per sample of the clips analysed, JSON-ready."""
     metrics = classification_metrics(
         [EMOTIONS.index(o.clip.label) for o in outcomes],
         [PREDICTED_CLASSES.index(o.predicted) for o in outcomes],
         PREDICTED_CLASSES,
     )
-    # "none" is never a true label: leave its F1 (always 0) out of the macro average.
-    f1 = [value for name, value in metrics.per_class_f1.items() if name != NO_FACE and value is not None]
+    # "none" and "failed" are never true labels: leave their F1 (always 0) out of the macro average.
+    f1 = [value for name, value in metrics.per_class_f1.items() if name in EMOTIONS and value is not None]
     samples = sum(o.samples for o in outcomes)
     with_face = sum(o.samples_with_face for o in outcomes)
     frames_correct = sum(o.frames_correct for o in outcomes)
+    seconds = sum(o.seconds for o in outcomes if o.error is None)
     return {
         "clips": metrics.count,
         "correct": metrics.correct,
@@ -132,13 +173,16 @@ def group_figures(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
         "per_class_recall": {emotion: metrics.per_class_recall[emotion] for emotion in EMOTIONS},
         "predicted_classes": list(PREDICTED_CLASSES),
         "confusion": [list(row) for row in metrics.confusion[: len(EMOTIONS)]],
+        "failed": sum(o.error is not None for o in outcomes),
+        "shown": sum(o.shown for o in outcomes),
+        "neutral_false_lead": sum(o.neutral_false_lead for o in outcomes),
         "samples": samples,
         "samples_with_face": with_face,
         "face_share": with_face / samples if samples else 0.0,
         "frames_correct": frames_correct,
         "frame_accuracy": frames_correct / with_face if with_face else 0.0,
         "frame_accuracy_ci95": list(wilson_interval(frames_correct, with_face)),
-        "ms_per_sample": 1000.0 * sum(o.seconds for o in outcomes) / samples if samples else 0.0,
+        "ms_per_sample": 1000.0 * seconds / samples if samples else 0.0,
     }
 
 
@@ -164,6 +208,10 @@ def clips_report(outcomes: Sequence[ClipOutcome]) -> dict[str, Any]:
                 "samples_with_face": o.samples_with_face,
                 "frames_correct": o.frames_correct,
                 "mean": o.mean,
+                "neutral_share": o.neutral_share,
+                "leading_expression": o.leading_expression,
+                "leading_share": o.leading_share,
+                "error": o.error,
             }
             for o in outcomes
         ],

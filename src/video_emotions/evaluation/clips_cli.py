@@ -8,17 +8,25 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from video_emotions.config import Settings, get_settings
 from video_emotions.domain import EMOTIONS
 from video_emotions.errors import ModelUnavailableError, VideoEmotionsError
-from video_emotions.evaluation.classifiers import default_names
-from video_emotions.evaluation.clips import Clip, ClipOutcome, evaluate_clips, load_clips
+from video_emotions.evaluation.clips import FAILED, Clip, ClipOutcome, evaluate_clips, load_clips
 from video_emotions.terminal import console, fail
+from video_emotions.vision.classifier_registry import default_names
 from video_emotions.vision.registry import ModelRegistry
 
-_FIGURE_COLUMNS = ("clip accuracy [95% CI]", "macro-F1", "face share", "frame accuracy [95% CI]", "ms/sample")
+_FIGURE_COLUMNS = (
+    "clip accuracy [95% CI]",
+    "macro-F1",
+    "label shown",
+    "face share",
+    "frame accuracy [95% CI]",
+    "ms/sample",
+)
 
 
 def _interval(value: float, ci: list[float]) -> str:
@@ -44,6 +52,7 @@ def _figure_cells(g: dict[str, Any]) -> list[str]:
     return [
         _interval(g["accuracy"], g["accuracy_ci95"]),
         f"{g['macro_f1']:.3f}",
+        f"{g['shown']} ({g['shown'] / g['clips']:.0%})",
         f"{g['face_share']:.1%}",
         _interval(g["frame_accuracy"], g["frame_accuracy_ci95"]),
         f"{g['ms_per_sample']:.1f}",
@@ -54,10 +63,11 @@ def _figures_table(run: dict[str, Any]) -> Table:
     table = Table(title=_title(run))
     table.add_column("")
     table.add_column("clips", justify="right")
+    table.add_column("failed", justify="right")
     for column in _FIGURE_COLUMNS:
         table.add_column(column, justify="right")
     for name, g in _groups(run).items():
-        table.add_row(name, str(g["clips"]), *_figure_cells(g))
+        table.add_row(name, str(g["clips"]), str(g["failed"]), *_figure_cells(g))
     return table
 
 
@@ -101,6 +111,19 @@ def _clips_table(run: dict[str, Any]) -> Table:
     return table
 
 
+def _failed_table(run: dict[str, Any]) -> Table | None:
+    """The clips that could not be analysed and why; None when every clip was."""
+    failed = [row for row in run["per_clip"] if row["error"] is not None]
+    if not failed:
+        return None
+    table = Table(title=f"failed clips ({len(failed)}, counted wrong)")
+    for column in ("clip", "dataset", "label", "reason"):
+        table.add_column(column)
+    for row in failed:
+        table.add_row(row["path"], row["dataset"], row["label"], escape(row["error"]))
+    return table
+
+
 def _comparison_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(title="classifiers in the default pipeline, all clips")
     table.add_column("classifier")
@@ -119,10 +142,13 @@ def _run(
     identity = registry.identity(model)
 
     def progress(outcome: ClipOutcome) -> None:
-        console.print(
-            f"  {outcome.clip.name}: {outcome.clip.label} -> {outcome.predicted} "
-            f"({outcome.samples_with_face}/{outcome.samples} samples with a face)"
-        )
+        if outcome.error is not None:
+            detail = f"[red]{FAILED}[/red]: {escape(str(outcome.error))}"
+        else:
+            detail = (
+                f"{outcome.predicted} ({outcome.samples_with_face}/{outcome.samples} samples with a face)"
+            )
+        console.print(f"  {outcome.clip.name}: {outcome.clip.label} -> {detail}")
 
     return {
         "folder": str(folder),
@@ -159,7 +185,11 @@ def eval_clips_command(
     the datasets' own labels.
 
     Each clip is one segment [0, duration) sampled every --interval seconds; its prediction is the
-    segment's dominant expression as the service reports it (VE_AGGREGATION), "none" without any face.
+    segment's dominant expression as the service reports it (VE_AGGREGATION), "none" without any face,
+    "failed" (listed with the reason) when its file is missing or does not decode, in whole or in
+    part. "label shown": clips whose label is the dominant expression or, not neutral, the most
+    frequent expression but neutral among the samples with a face.
+
     With --json one object (folder, engine, settings, overall, by_dataset, dataset_labels, per_clip);
     with --all-classifiers {"runs": [such objects]}.
     """
@@ -199,5 +229,8 @@ def eval_clips_command(
         if run["dataset_labels"] is not None:
             out.print(_confusion_table(run["dataset_labels"], "labels dataset/dataset-page"))
         out.print(_clips_table(run))
+        failed = _failed_table(run)
+        if failed is not None:
+            out.print(failed)
     if len(runs) > 1:
         out.print(_comparison_table(runs))

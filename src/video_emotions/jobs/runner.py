@@ -15,7 +15,7 @@ from video_emotions.analysis import analyse_video
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError
-from video_emotions.results import frame_details, legacy_segment, segment_summary
+from video_emotions.results import expression_words, frame_details, legacy_segment, segment_summary
 from video_emotions.storage.blobs import log_key, video_key
 from video_emotions.storage.db import SegmentWrite, TransientDatabaseError, utcnow
 from video_emotions.vision.engine import EmotionEngine
@@ -84,11 +84,15 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
         route = ctx.models.route(job.model_type)
         engine_name = route.engine
         engine = engine_for(ctx, engine_name)
-        if route.note:  # an alias, `yolo`, or yolo_cloud falling back to yolo_local
+        if route.note:  # an alias, `yolo`, yolo_cloud falling back, or the default serving
             log(route.note)
         log(f"engine {engine.name}, model file {engine.model_file}, sha256 {engine.model_sha256}")
         ctx.db.update_job(
-            job_id, engine=engine.name, model_file=engine.model_file, model_sha256=engine.model_sha256
+            job_id,
+            engine=engine.name,
+            note=route.note,
+            model_file=engine.model_file,
+            model_sha256=engine.model_sha256,
         )
         segments = ctx.db.candidate_segments(job.interview_id)
         if not segments:
@@ -112,10 +116,13 @@ def run_job(ctx: ServiceContext, job_id: str) -> None:
                     frames=frame_details(result),
                 )
             )
+            # The last sample is the closing frame: the first at or after the segment's end.
+            first, last = result.frames[0].time, result.frames[-1].time
             log(
-                f"segment {result.segment.id} [{result.segment.start:.3f}, {result.segment.end:.3f}) s: "
+                f"segment {result.segment.id} [{result.segment.start:.3f}, {result.segment.end:.3f}) s, "
+                f"samples {first:.3f} to {last:.3f} s: "
                 f"{summary['frames']} frames, face in {summary['frames_with_face']}, "
-                f"dominant {summary['dominant']}"
+                f"{expression_words(summary)}"
             )
         empty = [w.result_id for w in writes if w.summary["frames_with_face"] == 0]
         if empty:

@@ -77,6 +77,7 @@ class JobRecord:
     engine: str | None
     model_file: str | None
     model_sha256: str | None
+    note: str | None
     status: str
     error_kind: str | None
     error: str | None

@@ -87,6 +87,7 @@ jobs = Table(
     Column("engine", String(64)),
     Column("model_file", Text),
     Column("model_sha256", String(64)),
+    Column("note", Text),  # why the engine that ran is not the one the request named
     Column("status", String(16), nullable=False),
     Column("error_kind", String(32)),
     Column("error", Text),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from video_emotions.config import Settings
 from video_emotions.errors import InputError, ModelUnavailableError
 from video_emotions.vision.classifier import EmotionClassifier
+from video_emotions.vision.classifier_registry import load_classifier
 from video_emotions.vision.engine import DetectorClassifierEngine, EmotionEngine
 from video_emotions.vision.modelfiles import BLAZEFACE_FULL_RANGE, ModelCache, file_sha256
 
@@ -25,7 +26,9 @@ class ModelStatus:
     """One model as ``GET /v1/models`` shows it.
 
     ``reason``: why it is not available. ``served_by``: the engine a request for it runs now, with
-    ``note`` saying why when that is another one (``yolo``, or ``yolo_cloud`` falling back).
+    ``note`` saying why when that is another one (``yolo``, ``yolo_cloud`` falling back, or the
+    default serving an engine that cannot run here); None when such a request is refused
+    (``VE_STRICT_MODELS``).
     """
 
     name: str
@@ -52,8 +55,6 @@ def _detector_file(settings: Settings) -> Path:
 
 def _default_classifier(settings: Settings) -> EmotionClassifier:
     """The classifier ``VE_CLASSIFIER`` names (as ``video-emotions eval`` takes it), on one thread."""
-    from video_emotions.evaluation.classifiers import load_classifier
-
     try:
         return load_classifier(settings.classifier, settings).classifier
     except InputError as exc:
@@ -320,14 +321,19 @@ class ModelRegistry:
             raise InputError(f"unknown model_type {requested!r}: use one of {', '.join(self.names())}")
         return name
 
-    def route(self, model_type: str | None) -> Route:
-        """The engine that serves ``model_type`` now, with the reason when it is another one
-        (an alias; ``yolo``; ``yolo_cloud`` falling back); ModelUnavailableError naming what is missing."""
+    def route(self, model_type: str | None, *, fallback: bool = True) -> Route:
+        """The engine that serves ``model_type`` now, with the reason when it is another one (an
+        alias; ``yolo``; ``yolo_cloud`` falling back; the default serving an engine that cannot run
+        here, unless ``VE_STRICT_MODELS`` or ``fallback=False``); else ModelUnavailableError naming
+        what is missing."""
         requested = (model_type or self.settings.default_model).strip()
         name = self.resolve(model_type)
         outcome = self._route(name)
         if isinstance(outcome, str):
-            raise ModelUnavailableError(f"model_type {name!r} is not available: {outcome}")
+            served = self._fallback(name, outcome) if fallback else None
+            if served is None:
+                raise ModelUnavailableError(f"model_type {name!r} is not available: {outcome}")
+            outcome = served
         notes = []
         if name != requested:
             notes.append(f"model_type {requested!r} is served by engine {name!r} (VE_MODEL_ALIASES)")
@@ -337,7 +343,7 @@ class ModelRegistry:
 
     def _route(self, name: str) -> Route | str:
         """The route for a registry name, or why it cannot run here."""
-        hint = _ALIAS_HINT.format(name=name) if name in APP_NAMES else ""
+        hint = _ALIAS_HINT.format(name=name) if name in APP_NAMES and self.settings.strict_models else ""
         if name not in ("yolo", "yolo_cloud"):
             reason = MODELS[name].unavailable(self.settings)
             return Route(name) if reason is None else reason + hint
@@ -357,6 +363,13 @@ class ModelRegistry:
             return Route("yolo_local", f"yolo_cloud unreachable ({cloud}): fell back to yolo_local")
         return Route("yolo_local", "model_type 'yolo' is served by yolo_local (VE_REMOTE_URL is not set)")
 
+    def _fallback(self, name: str, reason: str) -> Route | None:
+        """The default engine for a name whose engine cannot run here (the app's requests get an
+        answer out of the box); None with VE_STRICT_MODELS, where such a request is refused."""
+        if self.settings.strict_models:
+            return None
+        return Route("default", f"{name} unavailable: {reason}; served by default")
+
     def _cloud_silence(self) -> str | None:
         """Why the yolo_cloud endpoint does not answer now (None: it does); asked once per PROBE_TTL_S."""
         from video_emotions.vision.remote import RemoteClient, RemoteError
@@ -374,16 +387,18 @@ class ModelRegistry:
             self._probe = (time.monotonic(), silence)
         return silence
 
-    def check(self, model_type: str | None) -> str:
-        """The engine that serves ``model_type`` now; ModelUnavailableError naming what is missing."""
-        return self.route(model_type).engine
+    def check(self, model_type: str | None, *, fallback: bool = True) -> str:
+        """The engine that serves ``model_type`` now (see :meth:`route`)."""
+        return self.route(model_type, fallback=fallback).engine
 
     def load(self, model_type: str | None) -> EmotionEngine:
         """Load the engine ``model_type`` names: exactly that engine when it names one (so an engine
-        name that :meth:`check` gave loads that engine, never a fallback), else the one it routes to."""
+        name that :meth:`check` gave loads that engine, never a fallback), else the one it routes to
+        but never the default in its place (a caller that serves with the default asks :meth:`route`
+        first, as the service and ``analyse`` do; ``eval-clips`` does not)."""
         name = self.resolve(model_type)
         if MODELS[name].load is None:
-            name = self.check(model_type)
+            name = self.check(model_type, fallback=False)
         reason = MODELS[name].unavailable(self.settings)
         if reason is not None:
             raise ModelUnavailableError(f"model_type {name!r} is not available: {reason}")
@@ -411,7 +426,17 @@ class ModelRegistry:
                 note = _default_status(self.settings)
                 description += f" ({note})" if note else ""
             if isinstance(outcome, str):
-                out.append(ModelStatus(name, description, False, reason=outcome))
+                served = self._fallback(name, outcome)
+                out.append(
+                    ModelStatus(
+                        name,
+                        description,
+                        False,
+                        reason=outcome,
+                        served_by=served and served.engine,
+                        note=served and served.note,
+                    )
+                )
             else:
                 out.append(ModelStatus(name, description, True, served_by=outcome.engine, note=outcome.note))
         return out
