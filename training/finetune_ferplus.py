@@ -56,7 +56,7 @@ from torch import nn
 from train import build_optimizer, learning_rate, normalise, save_checkpoint, write_onnx
 
 from video_emotions.domain import EMOTIONS
-from video_emotions.evaluation.faces import FERPLUS_VOTE_CLASSES, vote_columns
+from video_emotions.evaluation.faces import FERPLUS_VOTE_CLASSES, vote_distribution
 from video_emotions.vision.imaging import resize_like_cv2
 from video_emotions.vision.modelfiles import file_sha256
 
@@ -152,11 +152,7 @@ def training_targets(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tens
         )
     with np.load(args.fer2013) as data:
         fer_images, fer_labels = data["images"], data["labels"]
-    _, columns = vote_columns(classes, source=str(args.ferplus))
-    counts = votes[:, columns].astype(np.float64)
-    total = counts.sum(1, keepdims=True)
-    kept = total[:, 0] > 0
-    distribution = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    distribution, kept = vote_distribution(votes, classes, source=str(args.ferplus))
     # The top vote is not a face (FER+'s "NF"; "unknown" and contempt faces are still faces).
     top_is_face = votes.argmax(1) != classes.index("NF")
     found = twins(images, fer_images)

@@ -117,17 +117,16 @@ def load_split(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def vote_targets(path: Path, labels: torch.Tensor, weight: float) -> torch.Tensor:
     """``(N, 7)`` targets: ``weight`` x the face's FER+ votes over EMOTIONS + the rest its label
     (the label alone for a face without votes)."""
-    from video_emotions.evaluation.faces import vote_columns
+    from video_emotions.evaluation.faces import vote_distribution
 
     with np.load(path) as data:
         if "ferplus_votes" not in data.files:
             raise SystemExit(f"{path}: no ferplus_votes array (make it with training/ferplus_join.py)")
         votes, classes = data["ferplus_votes"], [str(name) for name in data["vote_classes"]]
-    _, columns = vote_columns(classes, source=str(path))
-    counts = torch.from_numpy(votes[:, columns].astype(np.float32))
-    total = counts.sum(1, keepdim=True)
-    share = torch.where(total > 0, torch.full_like(total, weight), torch.zeros_like(total))
-    return share * counts / total.clamp_min(1) + (1 - share) * F.one_hot(labels, len(EMOTIONS)).float()
+    distribution, has_votes = vote_distribution(votes, classes, source=str(path))
+    share = torch.from_numpy(np.where(has_votes, weight, 0.0)[:, None]).float()
+    onehot = F.one_hot(labels, len(EMOTIONS)).float()
+    return share * torch.from_numpy(distribution).float() + (1 - share) * onehot
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:

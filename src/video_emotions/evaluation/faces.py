@@ -110,17 +110,27 @@ def vote_columns(classes: Sequence[str], *, source: str = "votes") -> tuple[np.n
     return column_label, [ours.index(emotion) for emotion in EMOTIONS]
 
 
+def vote_distribution(
+    votes: np.ndarray, classes: Sequence[str], *, source: str = "votes"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each face's votes over :data:`EMOTIONS` as a distribution ``(N, 7)`` (the votes for classes
+    not ours dropped), and whether it has any such vote (a row without is all zeros)."""
+    _, columns = vote_columns(classes, source=source)
+    counts = np.asarray(votes)[:, columns].astype(np.float64)
+    total = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, total, out=np.zeros_like(counts), where=total > 0), total[:, 0] > 0
+
+
 def _majority(path: Path, images: np.ndarray, votes: np.ndarray, classes: Sequence[str]) -> FaceSet:
     """The faces whose top vote is one of our seven and not tied, labelled with it (see the module)."""
     classes = [str(name) for name in classes]
     if votes.shape != (len(images), len(classes)) or not np.issubdtype(votes.dtype, np.number):
         raise InputError(f"{path}: votes must be {len(images)} rows of {len(classes)} counts ({classes})")
-    column_label, columns = vote_columns(classes, source=str(path))
+    column_label, _ = vote_columns(classes, source=str(path))
     untied = (votes == votes.max(axis=1, keepdims=True)).sum(axis=1) == 1
     labels = column_label[votes.argmax(axis=1)]
     keep = untied & (labels >= 0)
-    kept_votes = votes[keep][:, columns].astype(np.float64)
-    distribution = kept_votes / kept_votes.sum(axis=1, keepdims=True)
+    distribution, _ = vote_distribution(votes[keep], classes, source=str(path))
     return FaceSet(
         path.name,
         images[keep],
