@@ -29,6 +29,7 @@ VARYING = [
     (re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "), "<time> "),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<job id>"),
     (re.compile(r" in \d+\.\d s$"), " in <seconds> s"),
+    (re.compile(r" on local@\S+:\d+:"), " on local@<host>:<pid>:"),
     # The classifier file's sha256 changes with the file (VE_CLASSIFIER, the onnx version converting it).
     (re.compile(r"\bsha256 [0-9a-f]{64}\b"), "sha256 <sha256>"),
 ]

@@ -73,12 +73,13 @@ def analyse_video(
     engine: EmotionEngine,
     *,
     interval: float,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> list[SegmentResult]:
     """Sample each segment of ``path`` and estimate the candidate's expression in every sample.
 
-    Returns one result per segment, in the order given. ``progress(done, expected)`` is called
-    after each batch. Raises InputError for a video or segments the analysis cannot use.
+    Returns one result per segment, in the order given. ``progress(samples_done, samples_expected,
+    segments_done)`` is called after each batch and once at the end; an exception it raises stops
+    the analysis. Raises InputError for a video or segments the analysis cannot use.
     """
     if not segments:
         raise InputError("no candidate segments to analyse")
@@ -90,16 +91,20 @@ def analyse_video(
     results = {segment.id: SegmentResult(segment) for segment in segments}
     done = 0
     batch: list[Sample] = []
+    begun: list[int] = []  # the segments whose samples have begun, in the sampler's order
 
     def flush() -> None:
         nonlocal done
         estimates = engine.estimate([sample.image for sample in batch])
         for sample, estimate in zip(batch, estimates, strict=True):
             results[sample.segment_id].frames.append(FrameResult(sample.index, sample.time, estimate))
+            if not begun or begun[-1] != sample.segment_id:
+                begun.append(sample.segment_id)
         done += len(batch)
         batch.clear()
         if progress is not None:
-            progress(done, max(expected, done))
+            # A segment is done once the next one has begun: its closing sample came first.
+            progress(done, max(expected, done), max(len(begun) - 1, 0))
 
     for sample in _background(sample_frames(path, segments, interval, threads=0), depth=2 * BATCH_SIZE):
         batch.append(sample)
@@ -107,4 +112,6 @@ def analyse_video(
             flush()
     if batch:
         flush()
+    if progress is not None:
+        progress(done, done, len(segments))
     return [results[segment.id] for segment in segments]

@@ -1,4 +1,4 @@
-"""Command line: analyse | ingest | serve | models."""
+"""Command line: analyse | ingest | serve | worker | jobs | models | db | eval | eval-clips."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ app.command("eval")(eval_command)
 app.command("eval-clips")(eval_clips_command)
 db_app = typer.Typer(help="The service's own tables (ve_*) in the configured database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+jobs_app = typer.Typer(help="Analysis jobs: the records /v1/analyses shows.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 
 
 @app.command()
@@ -69,7 +71,7 @@ def analyse(
                 chosen,
                 engine,
                 interval=interval or settings.interval,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=lambda done, total, _segments: bar.update(task, completed=done, total=total),
             )
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
@@ -149,6 +151,103 @@ def serve(
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Chunks this worker runs at once (processes).")] = 1,
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default VE_QUEUE).")] = None,
+    name: Annotated[str | None, typer.Option(help="Worker name, as job records show it.")] = None,
+) -> None:
+    """Start a Celery worker for analysis chunks: VE_BROKER_URL, with the service's database and storage."""
+    from video_emotions.jobs.celery_app import make_celery
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        celery = make_celery(settings)
+    except VideoEmotionsError as exc:
+        raise fail(exc) from exc
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--queues={queues or settings.queue}",
+        "--loglevel=INFO",
+    ]
+    if name:
+        argv.append(f"--hostname={name}")
+    celery.worker_main(argv)
+
+
+def _print_json(document: object) -> None:
+    from fastapi.encoders import jsonable_encoder
+
+    typer.echo(json.dumps(jsonable_encoder(document), indent=1))
+
+
+@jobs_app.command("list")
+def jobs_list(
+    interview: Annotated[int | None, typer.Option(help="Only this interview's jobs.")] = None,
+    state: Annotated[
+        str | None, typer.Option(help="queued, running, succeeded, failed or cancelled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The records as JSON, as the API gives them.")
+    ] = False,
+) -> None:
+    """List jobs, newest first: state, progress, engine, workers, error."""
+    from video_emotions.context import ServiceContext
+    from video_emotions.jobs.records import job_document
+    from video_emotions.storage.schema import JOB_STATES
+
+    if state is not None and state not in JOB_STATES:
+        raise fail(VideoEmotionsError(f"--state must be one of {', '.join(JOB_STATES)}, not {state!r}"))
+    ctx = ServiceContext.from_settings(get_settings())
+    records, total = ctx.db.list_jobs(interview_id=interview, state=state, limit=limit)
+    documents = [job_document(ctx.db, record.id) for record in records]
+    if as_json:
+        _print_json({"items": documents, "total": total})
+        return
+    table = Table(title=f"{len(documents)} of {total} jobs")
+    for column in (
+        "id",
+        "interview",
+        "model_type",
+        "engine",
+        "state",
+        "progress",
+        "workers",
+        "created",
+        "error",
+    ):
+        table.add_column(column)
+    for d in documents:
+        assert d is not None
+        table.add_row(
+            d["id"],
+            str(d["interview_id"]),
+            d["model_type"],
+            d["engine"] or "",
+            d["state"],
+            f"{d['progress']:.0%}",
+            ", ".join(d["workers"]),
+            f"{d['created_at']:%Y-%m-%d %H:%M:%S}",
+            (d["error"] or {}).get("message") or "",
+        )
+    Console().print(table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> None:
+    """Print one job's record as JSON, as GET /v1/analyses/ID gives it."""
+    from video_emotions.context import ServiceContext
+    from video_emotions.jobs.records import job_document
+
+    document = job_document(ServiceContext.from_settings(get_settings()).db, job_id)
+    if document is None:
+        raise fail(VideoEmotionsError(f"job {job_id} does not exist"))
+    _print_json(document)
 
 
 @models_app.command("pull")

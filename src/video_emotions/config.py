@@ -120,7 +120,40 @@ class Settings(BaseSettings):
     remote_batch: int = Field(32, ge=1, description="yolo_cloud: face images per request.")
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8003, description="Port the API listens on.")
-    workers: int = Field(1, ge=1, description="Analyses that run at the same time.")
+    workers: int = Field(1, ge=1, description="local executor: analyses that run at the same time.")
+    executor: Literal["local", "celery"] = Field(
+        "local",
+        description="Where jobs run: local (a thread pool in the service; jobs left unfinished are "
+        "picked up again at start) or celery (workers started by `video-emotions worker`).",
+    )
+    broker_url: str | None = Field(
+        None, description="celery: the broker, redis://HOST:6379/0 or amqp://USER:PASSWORD@HOST:5672//."
+    )
+    queue: str = Field("video-emotions", description="celery: the queue jobs are sent to.")
+    chunk_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="celery: an interview with more candidate speech than this is split into chunks "
+        "of whole segments that several workers analyse at once.",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Runs of a chunk (a worker lost, a transient fault) before its job fails."
+    )
+    visibility_timeout: int = Field(
+        6 * 3600,
+        ge=1,
+        description="celery on Redis: seconds before a chunk a worker took and never acknowledged "
+        "goes to another worker; longer than the longest chunk takes.",
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description="Signs webhooks (Standard Webhooks, HMAC-SHA256): whsec_ and base64 of 24 to 64 "
+        "random bytes. Needed for a callback_url.",
+    )
+    webhook_attempts: int = Field(
+        5, ge=1, description="POSTs of a webhook (after a network error or a 5xx) before giving up."
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook POST.")
     supabase_url: str | None = Field(
         None,
         description="Seed setting, kept for the S3 backend.",

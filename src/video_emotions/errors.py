@@ -17,3 +17,11 @@ class NotFoundError(VideoEmotionsError):
 
 class ModelUnavailableError(VideoEmotionsError):
     """A model cannot run here: an extra, a file or a setting is missing."""
+
+
+class ServiceUnavailableError(VideoEmotionsError):
+    """A part the service needs (database, broker, storage) does not answer; try again later."""
+
+
+class ConflictError(VideoEmotionsError):
+    """The request does not fit the state of what it names (cancelling a job that has ended)."""

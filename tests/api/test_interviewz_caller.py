@@ -85,7 +85,7 @@ def test_the_apps_model_types_are_served(
     averages = app_averages(second)
     assert abs(sum(averages.values()) - 100.0 * (len(second) - len(markers)) / len(second)) < 0.5
     job = service.ctx.db.jobs_for_interview(interview)[-1]
-    assert (job.model_type, job.engine, job.status) == (model_type, "default", "done")
+    assert (job.model_type, job.engine, job.status) == (model_type, "default", "succeeded")
     assert len(job.model_sha256) == 64
     # The operator's alias wins over the fallback to the default: the job says which one served.
     alias = f"model_type {model_type!r} is served by engine 'default' (VE_MODEL_ALIASES)"
@@ -188,7 +188,7 @@ def test_a_caller_that_gives_up_still_gets_its_results_written_once(
         assert time.monotonic() < deadline, "the analysis did not finish after the caller left"
         time.sleep(0.2)
     (job,) = service.ctx.db.jobs_for_interview(10)
-    assert job.status == "done" and job.caller_left_at is not None
+    assert job.status == "succeeded" and job.caller_left_at is not None
     assert service.ctx.db.interview(10)["video_ok"] is True
     (row,) = service.ctx.db.results_rows(10)
     assert len(row["video_emotions"]) == 581  # every frame from 0 to 289.5 s, plus the closing one

@@ -116,3 +116,26 @@ def create_bucket(endpoint_url: str) -> str:
 @pytest.fixture
 def s3_bucket(s3_server: str) -> str:
     return create_bucket(s3_server)
+
+
+def production_env(database_url: str, s3_endpoint: str, bucket: str, **extra: str) -> dict[str, str]:
+    return {
+        "VE_DATABASE_URL": database_url,
+        "VE_STORAGE_URL": f"s3://{bucket}",
+        "VE_S3_ENDPOINT_URL": s3_endpoint,
+        "VE_S3_REGION": "us-east-1",
+        **extra,
+    }
+
+
+def upgraded_database(pg_database: Callable[..., str], data_dir: Path) -> str:
+    """A database with the Interviewz DDL, then ours through the command operators run."""
+    url = pg_database()
+    done = subprocess.run(
+        [sys.executable, "-m", "video_emotions", "db", "upgrade"],
+        env={"VE_DATABASE_URL": url, "VE_DATA_DIR": str(data_dir), "PATH": ""},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return url

@@ -20,6 +20,7 @@ from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.storage import migrations, schema
 from video_emotions.storage.db import (
+    ChunkPlan,
     Database,
     SchemaError,
     SegmentWrite,
@@ -123,9 +124,22 @@ def _write(result_id: int, emotions: object) -> SegmentWrite:
     return SegmentWrite(result_id, 0.0, 1000.0, emotions, {"frames_with_face": 1}, [])  # type: ignore[arg-type]
 
 
+def _running_job(db: Database, interview_id: int = 9) -> str:
+    job, created = db.create_job(
+        session_id=3,
+        interview_id=interview_id,
+        model_type="default",
+        active_key=f"{interview_id}/default/1",
+        chunks=[ChunkPlan([1], 2)],
+    )
+    assert created
+    db.update_job(job, status="running")
+    return job
+
+
 def test_write_results_is_all_or_nothing(db: Database) -> None:
     first, _, second = db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
-    job = db.create_job(session_id=3, interview_id=9, model_type="default")
+    job = _running_job(db)
     good = {"frame_00000_0.000_seconds": {"happy": 100.0}}
     with pytest.raises((StatementError, TypeError), match="not JSON serializable"):
         db.write_results(
@@ -139,7 +153,7 @@ def test_write_results_is_all_or_nothing(db: Database) -> None:
     assert all(row["video_emotions"] is None for row in db.results_rows(9))
     assert db.interview(9)["video_ok"] is False
     assert db.segment_results(9) == []
-    assert db.job(job).status == "queued"
+    assert db.job(job).status == "running"
 
     db.write_results(
         job_id=job,
@@ -152,9 +166,40 @@ def test_write_results_is_all_or_nothing(db: Database) -> None:
     written = {row["id"]: row["video_emotions"] for row in db.results_rows(9)}
     assert written[first] == good and written[second] == good
     assert db.interview(9)["video_ok"] is True
-    assert db.job(job).status == "done"
+    assert db.job(job).status == "succeeded" and db.job(job).active_key is None
     assert [row["result_id"] for row in db.segment_results(9)] == [first, second]
     assert {(row["engine"], row["model_file"]) for row in db.segment_results(9)} == {("default", "m.onnx")}
+
+
+def test_a_cancelled_job_writes_nothing_and_equal_active_jobs_are_one(db: Database) -> None:
+    first, *_ = db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
+    job = _running_job(db)
+    again, created = db.create_job(
+        session_id=3, interview_id=9, model_type="fer", active_key="9/default/1", chunks=[ChunkPlan([1], 2)]
+    )
+    assert (again, created) == (job, False)
+    assert db.end_job(job, "cancelled", error_kind="cancelled", error="cancelled on request")
+    assert not db.end_job(job, "failed")  # it had ended: it stays cancelled
+    wrote = db.write_results(
+        job_id=job,
+        interview_id=9,
+        engine="default",
+        model_file="m.onnx",
+        model_sha256="x",
+        segments=[_write(first, {"frame_00000_0.000_seconds": {"happy": 100.0}})],
+    )
+    assert wrote is False
+    assert db.results_rows(9)[0]["video_emotions"] is None and db.interview(9)["video_ok"] is False
+    assert db.job(job).status == "cancelled"
+    # Once it has ended, an equal request gets a new job.
+    _, created = db.create_job(
+        session_id=3,
+        interview_id=9,
+        model_type="default",
+        active_key="9/default/1",
+        chunks=[ChunkPlan([1], 2)],
+    )
+    assert created
 
 
 def test_migrations_give_exactly_the_tables_of_schema_py_and_run_twice(db: Database) -> None:
@@ -182,7 +227,7 @@ def test_db_upgrade_on_postgres_creates_our_tables_only_and_is_safe_twice(
         )
         assert done.returncode == 0, done.stderr
         assert f"our tables at revision {migrations.head_revision()}" in " ".join(done.stderr.split())
-    assert _table_names(url) == {"ve_jobs", "ve_segment_results", "ve_alembic_version"}
+    assert _table_names(url) == {t.name for t in schema.OWN_TABLES} | {"ve_alembic_version"}
 
 
 def test_service_refuses_a_postgres_database_until_db_upgrade(
@@ -224,7 +269,7 @@ def test_a_second_writer_of_an_interview_waits_for_the_first(pg_db: Database) ->
     so two runs never interleave; it then writes everything. (SQLite has one writer at a time.)"""
     db = pg_db
     first, _, second = db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
-    job = db.create_job(session_id=3, interview_id=9, model_type="default")
+    job = _running_job(db)
     good = {"frame_00000_0.000_seconds": {"happy": 100.0}}
     writer = threading.Thread(
         target=db.write_results,
@@ -247,7 +292,7 @@ def test_a_second_writer_of_an_interview_waits_for_the_first(pg_db: Database) ->
     assert not writer.is_alive()
     assert [row["result_id"] for row in db.segment_results(9)] == [first, second]
     assert {(row["engine"], row["model_file"]) for row in db.segment_results(9)} == {("default", "m.onnx")}
-    assert db.job(job).status == "done"
+    assert db.job(job).status == "succeeded"
 
 
 def test_plain_postgresql_urls_get_the_psycopg_3_driver() -> None:

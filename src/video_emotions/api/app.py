@@ -6,8 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -16,70 +15,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from video_emotions import __version__
+from video_emotions.api.analyses import router as analyses_router
+from video_emotions.api.checks import STATUS_BY_KIND, check_request
 from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
-from video_emotions.domain import Segment
-from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError, VideoEmotionsError
-from video_emotions.jobs.local import LocalExecutor
-from video_emotions.jobs.runner import error_kind, job_fingerprint
-from video_emotions.storage.blobs import video_key
+from video_emotions.errors import ModelUnavailableError, NotFoundError, VideoEmotionsError
+from video_emotions.jobs.executors import open_executor
+from video_emotions.jobs.queueing import queue_analysis
+from video_emotions.jobs.runner import error_kind
 from video_emotions.storage.db import utcnow
 from video_emotions.vision.registry import APP_NAMES, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
-#: HTTP status for each kind of failure a job or a check can end with.
-STATUS_BY_KIND = {
-    "input": 422,
-    "not_found": 404,
-    "model_unavailable": 422,
-    "unavailable": 503,
-    "internal": 500,
-}
-
-#: How often a waiting /analyse_video checks whether its caller is still there.
-CALLER_CHECK_S = 0.5
+#: How often a waiting /analyse_video looks at its job and whether its caller is still there.
+CALLER_CHECK_S = 0.25
 
 PositiveId = Annotated[int, Query(gt=0, description="A positive integer id.")]
-
-
-@dataclass(frozen=True)
-class CheckedRequest:
-    engine: str
-    segments: list[Segment]
-
-
-def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model_type: str) -> CheckedRequest:
-    """Everything that can be checked before a job is queued."""
-    engine = ctx.models.check(model_type)
-    interview = ctx.db.interview(interview_id)
-    if interview is None:
-        raise NotFoundError(f"interview {interview_id} does not exist")
-    if interview["session_id"] != session_id:
-        if not ctx.db.session_exists(session_id):
-            raise NotFoundError(f"session {session_id} does not exist")
-        raise NotFoundError(
-            f"interview {interview_id} belongs to session {interview['session_id']}, not {session_id}"
-        )
-    key = video_key(session_id, interview_id, ctx.settings.video_filename)
-    if not ctx.blobs.exists(key):
-        raise NotFoundError(f"no video for interview {interview_id}: {key} is not in storage")
-    segments = ctx.db.candidate_segments(interview_id)
-    if not segments:
-        raise InputError(f"interview {interview_id} has no candidate (speaker 0) segments in results")
-    bad = [s for s in segments if s.end <= s.start or s.start < 0]
-    if bad:
-        listed = ", ".join(f"{s.id} ({s.start * 1000:g}-{s.end * 1000:g} ms)" for s in bad)
-        raise InputError(f"candidate segments must have 0 <= start < end; these do not: {listed}")
-    return CheckedRequest(engine, segments)
-
-
-def stored_answer(ctx: ServiceContext, interview_id: int, checked: CheckedRequest) -> str | None:
-    """The job whose stored results answer this request: same engine, model file, settings, segments."""
-    identity = ctx.models.identity(checked.engine)
-    fingerprint = job_fingerprint(identity, ctx.settings.interval, checked.segments)
-    return ctx.db.finished_job(interview_id, fingerprint)
 
 
 def log_app_routes(models: ModelRegistry) -> None:
@@ -102,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await run_in_threadpool(ServiceContext.from_settings, settings)
         app.state.ctx = ctx
-        app.state.executor = LocalExecutor(ctx, settings.workers)
+        app.state.executor = await run_in_threadpool(open_executor, ctx)
+        await run_in_threadpool(app.state.executor.resume)
         # In its own thread: yolo asks its endpoint, which must not hold up the start.
         threading.Thread(target=log_app_routes, args=(ctx.models,), name="app-routes", daemon=True).start()
         yield
@@ -152,27 +106,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx: ServiceContext = request.app.state.ctx
         requested = model_type or settings.default_model
         checked = await run_in_threadpool(check_request, ctx, session_id, interview_id, requested)
-        if not force:
-            stored = await run_in_threadpool(stored_answer, ctx, interview_id, checked)
-            if stored is not None:
-                return JSONResponse({"status": "ok"}, headers={"X-Job-Id": stored})
-        job_id, future = request.app.state.executor.submit(
-            session_id, interview_id, requested, checked.engine
+        queued = await run_in_threadpool(
+            lambda: queue_analysis(
+                ctx,
+                request.app.state.executor,
+                session_id=session_id,
+                interview_id=interview_id,
+                model_type=requested,
+                engine=checked.engine,
+                segments=checked.segments,
+                interval=settings.interval,
+                force=force,
+            )
         )
-        waiter = asyncio.wrap_future(future)
+        job_id = queued.job_id
+        headers = {"X-Job-Id": job_id}
         try:
-            while not waiter.done():
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(waiter), timeout=CALLER_CHECK_S)
-                if not waiter.done() and await request.is_disconnected():
+            job = await run_in_threadpool(ctx.db.job, job_id)
+            while job is not None and job.active:
+                await asyncio.sleep(CALLER_CHECK_S)
+                if await request.is_disconnected():
                     await run_in_threadpool(ctx.db.update_job, job_id, caller_left_at=utcnow())
                     return Response(status_code=499)
+                job = await run_in_threadpool(ctx.db.job, job_id)
         except asyncio.CancelledError:
             await asyncio.shield(run_in_threadpool(ctx.db.update_job, job_id, caller_left_at=utcnow()))
             raise
-        job = await run_in_threadpool(ctx.db.job, job_id)
-        headers = {"X-Job-Id": job_id}
-        if job is None or job.status != "done":
+        if job is None or job.status != "succeeded":
             kind = job.error_kind if job else "internal"
             detail = job.error if job else "job record lost"
             return JSONResponse(
@@ -223,7 +183,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         job = await run_in_threadpool(ctx.db.job, job_id)
         if job is None:
             raise NotFoundError(f"job {job_id} does not exist")
-        return job.__dict__
+        # As it was before /v1/analyses: ``status`` says done for a job that succeeded.
+        return job.__dict__ | {"status": "done" if job.status == "succeeded" else job.status}
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -235,5 +196,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "models": [status.__dict__ for status in await run_in_threadpool(ctx.models.statuses)],
         }
 
+    app.include_router(analyses_router)
     app.include_router(predict_router)
     return app

@@ -1,47 +1,61 @@
 """The embedded executor: a bounded thread pool in the service's own process.
 
-More jobs than workers wait in the pool's queue. A job for an interview whose analysis is
-already queued or running joins it instead of starting a second one.
+More jobs than workers wait in the pool's queue. At start it takes up again the jobs that a
+crash or a stop left queued or running (the database says which): their chunks already done
+are kept, the rest run again. One service process per database runs this executor.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+import logging
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
 
 from video_emotions.context import ServiceContext
 from video_emotions.jobs.runner import run_job
+from video_emotions.jobs.webhooks import deliver_webhook
+
+logger = logging.getLogger(__name__)
 
 
 class LocalExecutor:
+    #: One chunk per job: a single process gains nothing from splitting an interview.
+    fans_out = False
+
     def __init__(self, ctx: ServiceContext, workers: int) -> None:
         self.ctx = ctx
+        self.worker = f"local@{socket.gethostname()}:{os.getpid()}"
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analysis")
-        self._lock = threading.Lock()
-        self._active: dict[tuple[int, str], tuple[str, Future[None]]] = {}
 
-    def submit(
-        self, session_id: int, interview_id: int, model_type: str, engine: str
-    ) -> tuple[str, Future[None]]:
-        """Create and queue a job, or join the one already active for this interview and engine."""
-        key = (interview_id, engine)
-        with self._lock:
-            active = self._active.get(key)
-            if active is not None and not active[1].done():
-                return active
-            job_id = self.ctx.db.create_job(
-                session_id=session_id, interview_id=interview_id, model_type=model_type
-            )
-            future = self.pool.submit(run_job, self.ctx, job_id)
-            self._active[key] = (job_id, future)
-            future.add_done_callback(lambda _f: self._forget(key, job_id))
-            return job_id, future
+    def resume(self) -> list[str]:
+        """Queue again every job left unfinished; returns their ids."""
+        unfinished = self.ctx.db.unfinished_jobs()
+        if unfinished:
+            logger.info("taking up %d unfinished jobs again: %s", len(unfinished), ", ".join(unfinished))
+        for job_id in unfinished:
+            self.submit(job_id)
+        return unfinished
 
-    def _forget(self, key: tuple[int, str], job_id: str) -> None:
-        with self._lock:
-            active = self._active.get(key)
-            if active is not None and active[0] == job_id:
-                del self._active[key]
+    def submit(self, job_id: str) -> None:
+        self.pool.submit(self._run, job_id)
+
+    def notify(self, job_id: str) -> None:
+        """Send the webhook of a job that ended outside a run (cancelled while queued, say)."""
+        self.pool.submit(self._deliver, job_id)
+
+    def _run(self, job_id: str) -> None:
+        try:
+            if run_job(self.ctx, job_id, self.worker):
+                self._deliver(job_id)
+        except Exception:
+            logger.exception("job %s: the executor could not run it; it stays for the next start", job_id)
+
+    def _deliver(self, job_id: str) -> None:
+        try:
+            deliver_webhook(self.ctx, job_id)
+        except Exception:
+            logger.exception("webhook of job %s failed", job_id)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=False)

@@ -1,23 +1,37 @@
-"""The one place an analysis job runs: read segments and video, analyse, write everything at once."""
+"""The one place an analysis job runs, chunk by chunk, whichever executor runs the chunks.
+
+A job is planned as chunks of whole segments (one, unless Celery fans a long interview out).
+Running a chunk analyses its segments and keeps the results in the job's chunk row; the run
+that completes the last chunk writes every segment at once, in one transaction, exactly as a
+single run does. Every run is an attempt on the job's record, with the worker that made it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from video_emotions.analysis import analyse_video
+from video_emotions.analysis import analyse_video, expected_samples
 from video_emotions.context import ServiceContext
-from video_emotions.domain import Segment
-from video_emotions.errors import InputError, ModelUnavailableError, NotFoundError
+from video_emotions.domain import Segment, SegmentResult
+from video_emotions.errors import (
+    ConflictError,
+    InputError,
+    ModelUnavailableError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from video_emotions.results import expression_words, frame_details, legacy_segment, segment_summary
 from video_emotions.storage.blobs import log_key, video_key
-from video_emotions.storage.db import SegmentWrite, TransientDatabaseError, utcnow
+from video_emotions.storage.db import ChunkPlan, JobRecord, SegmentWrite
 from video_emotions.vision.engine import EmotionEngine
 from video_emotions.vision.registry import EngineIdentity
 
@@ -26,10 +40,23 @@ logger = logging.getLogger(__name__)
 #: Engines are loaded once per worker thread: a detector instance is not shared between threads.
 _engines = threading.local()
 
+#: Failures that another attempt cannot mend: the job fails at once.
+PERMANENT_KINDS = frozenset({"input", "not_found", "model_unavailable"})
+#: Seconds before the second attempt of a chunk; doubled for each one after.
+RETRY_DELAY_S = 1.0
+#: A running chunk records its progress (and looks for a cancellation) at most this often.
+PROGRESS_EVERY_S = 0.5
+
+
+class JobEnded(Exception):
+    """The job was cancelled (or failed elsewhere) while a chunk of it ran: stop, write nothing."""
+
 
 def error_kind(exc: BaseException) -> str:
-    if isinstance(exc, TransientDatabaseError):
+    if isinstance(exc, ServiceUnavailableError):
         return "unavailable"
+    if isinstance(exc, ConflictError):
+        return "conflict"
     if isinstance(exc, NotFoundError):
         return "not_found"
     if isinstance(exc, ModelUnavailableError):
@@ -49,6 +76,25 @@ def job_fingerprint(identity: EngineIdentity, interval: float, segments: Sequenc
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
 
 
+def active_key(interview_id: int, engine: str, interval: float) -> str:
+    """Equal requests (same interview, engine and interval) share one active job."""
+    return f"{interview_id}/{engine}/{interval:g}"
+
+
+def plan_chunks(segments: Sequence[Segment], interval: float, chunk_seconds: float | None) -> list[ChunkPlan]:
+    """Whole segments in order, a new chunk begun once one holds ``chunk_seconds`` of speech;
+    one chunk when ``chunk_seconds`` is None."""
+    groups: list[list[Segment]] = [[]]
+    held = 0.0
+    for segment in segments:
+        if chunk_seconds is not None and groups[-1] and held >= chunk_seconds:
+            groups.append([])
+            held = 0.0
+        groups[-1].append(segment)
+        held += segment.end - segment.start
+    return [ChunkPlan([s.id for s in group], expected_samples(group, interval, math.inf)) for group in groups]
+
+
 def engine_for(ctx: ServiceContext, name: str) -> EmotionEngine:
     cache: dict[str, EmotionEngine] = _engines.__dict__.setdefault("by_name", {})
     if name not in cache:
@@ -57,7 +103,7 @@ def engine_for(ctx: ServiceContext, name: str) -> EmotionEngine:
 
 
 class RunLog:
-    """The text log uploaded next to the video at the end of every run, successful or not."""
+    """Timestamped lines of a run, kept with its chunk and uploaded next to the video at the end."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -67,95 +113,233 @@ class RunLog:
         self.lines.append(f"{datetime.now():%Y-%m-%d %H:%M:%S} {message}")
 
     def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+        return "".join(line + "\n" for line in self.lines)
 
 
-def run_job(ctx: ServiceContext, job_id: str) -> None:
-    """Run one job to its end; the job record says how it ended. Never raises for a failed analysis."""
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """How a run of a chunk ended: ``done`` (its results are kept; ``ended_job`` when this run
+    also wrote the job's results), ``retry`` (a transient failure, after ``delay`` seconds) or
+    ``ended`` (the job is over; ``ended_job`` when this run ended it)."""
+
+    status: Literal["done", "retry", "ended"]
+    ended_job: bool = False
+    delay: float = 0.0
+
+
+def segment_write(result: SegmentResult, ctx: ServiceContext) -> SegmentWrite:
+    return SegmentWrite(
+        result_id=result.segment.id,
+        start_ms=result.segment.start * 1000.0,
+        end_ms=result.segment.end * 1000.0,
+        video_emotions=legacy_segment(result),
+        summary=segment_summary(result, ctx.settings.aggregation),
+        frames=frame_details(result),
+    )
+
+
+def run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> ChunkOutcome:
+    """Run one chunk of a job on ``worker``, and write the job's results when it is the last one in.
+
+    Safe to run again (a redelivered chunk): a chunk already done is not analysed twice, and the
+    job's results are written once. Never raises for a failed analysis: the outcome says what next.
+    """
     job = ctx.db.job(job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
+    if not job.active:
+        return ChunkOutcome("ended")
+    attempt = ctx.db.start_attempt(job_id, chunk, worker, max_attempts=ctx.settings.max_attempts)
+    if attempt.id is None:
+        reason = f"{attempt.number - 1} attempts of chunk {chunk} failed: " + "; ".join(
+            attempt.earlier_errors
+        )
+        return ChunkOutcome("ended", ended_job=fail_job(ctx, job_id, "internal", reason))
     log = RunLog()
-    started = utcnow()
-    clock = time.perf_counter()
-    ctx.db.update_job(job_id, status="running", started_at=started)
-    log(f"job {job_id}: session {job.session_id}, interview {job.interview_id}, model_type {job.model_type}")
     try:
-        route = ctx.models.route(job.model_type)
-        engine_name = route.engine
-        engine = engine_for(ctx, engine_name)
-        if route.note:  # an alias, `yolo`, yolo_cloud falling back, or the default serving
-            log(route.note)
-        log(f"engine {engine.name}, model file {engine.model_file}, sha256 {engine.model_sha256}")
+        row = ctx.db.chunks(job_id)[chunk]
+        if row["state"] == "pending":
+            _analyse_chunk(ctx, job, row, worker, attempt.number, log)
+        if finish_job(ctx, job_id, attempt.id):
+            return ChunkOutcome("done", ended_job=True)
+        # Other chunks are still to come, or the job ended meanwhile (cancelled: nothing written).
+        ended = ctx.db.job_status(job_id) in ("cancelled", "failed")
+        ctx.db.end_attempt(attempt.id, "cancelled" if ended else "succeeded")
+        return ChunkOutcome("ended" if ended else "done")
+    except JobEnded:
+        log(f"chunk {chunk}: stopped, job {job_id} is {ctx.db.job_status(job_id)}; nothing written")
+        ctx.db.end_attempt(attempt.id, "cancelled")
+        _upload_log(ctx, ctx.db.job(job_id) or job, log.text(), record=True)
+        return ChunkOutcome("ended")
+    except Exception as exc:
+        kind = error_kind(exc)
+        if kind == "internal":
+            logger.exception("job %s, chunk %d failed", job_id, chunk)
+        message = str(exc)
+        ctx.db.end_attempt(attempt.id, "failed", error_kind=kind, error=message)
+        if kind not in PERMANENT_KINDS and attempt.number < ctx.settings.max_attempts:
+            log(f"chunk {chunk}, attempt {attempt.number} failed ({kind}): {message}; it will run again")
+            return ChunkOutcome("retry", delay=RETRY_DELAY_S * 2 ** (attempt.number - 1))
+        if attempt.earlier_errors:
+            errors = [*attempt.earlier_errors, f"attempt {attempt.number} on {worker}: failed: {message}"]
+            message = f"{attempt.number} attempts of chunk {chunk} failed: " + "; ".join(errors)
+        log(f"FAILED ({kind}): {message}")
+        return ChunkOutcome("ended", ended_job=fail_job(ctx, job_id, kind, message, chunk_log=log.text()))
+
+
+def _analyse_chunk(
+    ctx: ServiceContext, job: JobRecord, row: dict[str, Any], worker: str, attempt: int, log: RunLog
+) -> None:
+    chunk = row["chunk"]
+    route = ctx.models.route(job.model_type)
+    engine = engine_for(ctx, route.engine)
+    if job.model_file is None:
         ctx.db.update_job(
-            job_id,
+            job.id,
             engine=engine.name,
             note=route.note,
             model_file=engine.model_file,
             model_sha256=engine.model_sha256,
         )
-        segments = ctx.db.candidate_segments(job.interview_id)
-        if not segments:
-            raise InputError(f"interview {job.interview_id} has no candidate (speaker 0) segments")
-        log(f"{len(segments)} candidate segments, interval {ctx.settings.interval} s")
-        fingerprint = job_fingerprint(ctx.models.identity(engine_name), ctx.settings.interval, segments)
-        ctx.db.update_job(job_id, fingerprint=fingerprint)
-        key = video_key(job.session_id, job.interview_id, ctx.settings.video_filename)
-        with ctx.blobs.local_copy(key) as video:
-            results = analyse_video(video, segments, engine, interval=ctx.settings.interval)
-        writes = []
-        for result in results:
-            summary = segment_summary(result, ctx.settings.aggregation)
-            writes.append(
-                SegmentWrite(
-                    result_id=result.segment.id,
-                    start_ms=result.segment.start * 1000.0,
-                    end_ms=result.segment.end * 1000.0,
-                    video_emotions=legacy_segment(result),
-                    summary=summary,
-                    frames=frame_details(result),
-                )
-            )
-            # The last sample is the closing frame: the first at or after the segment's end.
-            first, last = result.frames[0].time, result.frames[-1].time
-            log(
-                f"segment {result.segment.id} [{result.segment.start:.3f}, {result.segment.end:.3f}) s, "
-                f"samples {first:.3f} to {last:.3f} s: "
-                f"{summary['frames']} frames, face in {summary['frames_with_face']}, "
-                f"{expression_words(summary)}"
-            )
-        empty = [w.result_id for w in writes if w.summary["frames_with_face"] == 0]
-        if empty:
-            log(f"WARNING: no face in any sampled frame of segments {empty}")
-        ctx.db.update_job(job_id, segments=len(writes))
-        ctx.db.write_results(
-            job_id=job_id,
-            interview_id=job.interview_id,
-            engine=engine.name,
-            model_file=engine.model_file,
-            model_sha256=engine.model_sha256,
-            segments=writes,
+    by_id = {s.id: s for s in ctx.db.candidate_segments(job.interview_id)}
+    missing = [i for i in row["segment_ids"] if i not in by_id]
+    if missing:
+        raise InputError(
+            f"segments {missing} are no longer candidate segments of interview {job.interview_id}"
         )
-        log(f"wrote {len(writes)} segments and video_ok in {time.perf_counter() - clock:.1f} s")
-    except Exception as exc:
-        kind = error_kind(exc)
-        if kind == "internal":
-            logger.exception("job %s failed", job_id)
-        log(f"FAILED ({kind}): {exc}")
-        ctx.db.update_job(job_id, status="failed", error_kind=kind, error=str(exc), finished_at=utcnow())
-    finally:
-        ended = ctx.db.job(job_id)
-        if ended is not None and ended.caller_left_at is not None:
-            log(f"the caller left at {ended.caller_left_at:%H:%M:%S}; the run went on to its end")
-        _upload_log(ctx, job_id, job.session_id, job.interview_id, started, log)
+    segments = [by_id[i] for i in row["segment_ids"]]
+    interval = job.interval or ctx.settings.interval
+    log(
+        f"chunk {chunk}, attempt {attempt} on {worker}: {len(segments)} segments "
+        f"({segments[0].start:.3f} to {segments[-1].end:.3f} s)"
+    )
+    last_report = -math.inf
+
+    def report(done: int, expected: int, segments_done: int) -> None:
+        nonlocal last_report
+        now = time.perf_counter()
+        if now - last_report < PROGRESS_EVERY_S and segments_done < len(segments):
+            return
+        last_report = now
+        state = ctx.db.chunk_progress(
+            job.id, chunk, samples_done=done, samples_expected=expected, segments_done=segments_done
+        )
+        if state not in ("queued", "running"):
+            raise JobEnded
+
+    clock = time.perf_counter()
+    key = video_key(job.session_id, job.interview_id, ctx.settings.video_filename)
+    with ctx.blobs.local_copy(key) as video:
+        downloaded = time.perf_counter()
+        results = analyse_video(video, segments, engine, interval=interval, progress=report)
+    analysed = time.perf_counter()
+    writes = []
+    for result in results:
+        write = segment_write(result, ctx)
+        writes.append(asdict(write))
+        # The last sample is the closing frame: the first at or after the segment's end.
+        first, last = result.frames[0].time, result.frames[-1].time
+        log(
+            f"segment {result.segment.id} [{result.segment.start:.3f}, {result.segment.end:.3f}) s, "
+            f"samples {first:.3f} to {last:.3f} s: "
+            f"{write.summary['frames']} frames, face in {write.summary['frames_with_face']}, "
+            f"{expression_words(write.summary)}"
+        )
+    stages = {"download": downloaded - clock, "analyse": analysed - downloaded}
+    ctx.db.store_chunk(job.id, chunk, result=writes, log=log.text(), stages=stages)
 
 
-def _upload_log(
-    ctx: ServiceContext, job_id: str, session_id: int, interview_id: int, started: datetime, log: RunLog
-) -> None:
-    key = log_key(session_id, interview_id, started)
+def finish_job(ctx: ServiceContext, job_id: str, attempt_id: str | None = None) -> bool:
+    """Write the job's results once every chunk is in; returns whether this call wrote them.
+
+    The run log goes up first (a failed write replaces it with the failure's), so that the job
+    reads ``succeeded`` only with its record complete: stages, log and this run's attempt.
+    """
+    job = ctx.db.job(job_id)
+    chunks = ctx.db.chunks(job_id)
+    if job is None or job.status != "running" or any(c["state"] != "done" for c in chunks):
+        return False
+    writes = [SegmentWrite(**write) for c in chunks for write in c["result"]]
+    stages = {"download": 0.0, "analyse": 0.0}
+    for c in chunks:
+        for stage, seconds in (c["stages"] or {}).items():
+            stages[stage] = stages.get(stage, 0.0) + seconds
+    stages = {stage: round(seconds, 3) for stage, seconds in stages.items()}
+    closing = RunLog()
+    empty = [w.result_id for w in writes if w.summary["frames_with_face"] == 0]
+    if empty:
+        closing(f"WARNING: no face in any sampled frame of segments {empty}")
+    closing(f"wrote {len(writes)} segments and video_ok in {sum(stages.values()):.1f} s")
+    key = _upload_log(ctx, job, _job_log(ctx, job_id) + closing.text())
+    return ctx.db.write_results(
+        job_id=job_id,
+        interview_id=job.interview_id,
+        engine=job.engine or "",
+        model_file=job.model_file,
+        model_sha256=job.model_sha256,
+        segments=writes,
+        stages=stages,
+        attempt_id=attempt_id,
+        log_key=key,
+    )
+
+
+def fail_job(ctx: ServiceContext, job_id: str, kind: str, message: str, *, chunk_log: str = "") -> bool:
+    """End an active job as failed with its reason and upload its log; False if it had ended."""
+    if not ctx.db.end_job(job_id, "failed", error_kind=kind, error=message):
+        return False
+    job = ctx.db.job(job_id)
+    assert job is not None
+    _upload_log(ctx, job, _job_log(ctx, job_id) + chunk_log, record=True)
+    return True
+
+
+def _job_log(ctx: ServiceContext, job_id: str) -> str:
+    """The job's header lines, then the logs its chunks kept."""
+    job = ctx.db.job(job_id)
+    assert job is not None
+    header = RunLog()
+    header(
+        f"job {job.id}: session {job.session_id}, interview {job.interview_id}, model_type {job.model_type}"
+    )
+    if job.note:  # an alias, `yolo`, yolo_cloud falling back, or the default serving
+        header(job.note)
+    if job.engine:
+        header(f"engine {job.engine}, model file {job.model_file}, sha256 {job.model_sha256}")
+    chunks = ctx.db.chunks(job_id)
+    count = "1 chunk" if len(chunks) == 1 else f"{len(chunks)} chunks"
+    interval = job.interval or ctx.settings.interval
+    header(
+        f"{sum(c['segments_total'] for c in chunks)} candidate segments in {count}, interval {interval:g} s"
+    )
+    if job.caller_left_at is not None:
+        header(f"the caller left at {job.caller_left_at:%H:%M:%S}; the run went on to its end")
+    return header.text() + "".join(c["log"] or "" for c in chunks)
+
+
+def _upload_log(ctx: ServiceContext, job: JobRecord, text: str, *, record: bool = False) -> str | None:
+    """Upload a run log next to the video; its key, or None when storage refused it (logged).
+    With ``record``, the job's ``log_key`` is set at once (else its final write sets it)."""
+    key = log_key(job.session_id, job.interview_id, job.started_at or job.created_at)
     try:
-        ctx.blobs.put(key, log.text().encode())
-        ctx.db.update_job(job_id, log_key=key)
+        ctx.blobs.put(key, text.encode())
     except Exception:
-        logger.exception("could not upload the run log of job %s to %s", job_id, key)
+        logger.exception("could not upload the run log of job %s to %s", job.id, key)
+        return None
+    if record:
+        ctx.db.update_job(job.id, log_key=key)
+    return key
+
+
+def run_job(ctx: ServiceContext, job_id: str, worker: str) -> bool:
+    """Run every chunk of a job here, one after the other, retrying as the policy says; returns
+    whether this call ended the job (so its webhook is due)."""
+    for row in ctx.db.chunks(job_id):
+        while True:
+            outcome = run_chunk(ctx, job_id, row["chunk"], worker)
+            if outcome.status != "retry":
+                break
+            time.sleep(outcome.delay)
+        if outcome.status == "ended" or outcome.ended_job:
+            return outcome.ended_job
+    return False

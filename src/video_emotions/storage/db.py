@@ -20,6 +20,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -27,10 +28,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from video_emotions.domain import Segment
-from video_emotions.errors import VideoEmotionsError
+from video_emotions.errors import ServiceUnavailableError, VideoEmotionsError
 from video_emotions.storage import migrations, schema
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ DB_ATTEMPTS = 3
 TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
 
 
-class TransientDatabaseError(VideoEmotionsError):
+class TransientDatabaseError(ServiceUnavailableError):
     """A database write kept meeting transient faults until its attempts ran out."""
 
 
@@ -88,6 +89,32 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    interval: float | None
+    classifier: str | None
+    callback_url: str | None
+    active_key: str | None
+    stages: dict[str, float] | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in schema.ACTIVE_STATES
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """One chunk of a job as planned: its segments and about how many samples they take."""
+
+    segment_ids: list[int]
+    samples_expected: int
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    """A chunk's run begun: its attempt row, its number, and the errors of the earlier attempts."""
+
+    id: str | None  # None: not begun, the earlier attempts used up the limit
+    number: int
+    earlier_errors: list[str]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -294,16 +321,24 @@ class Database:
         model_file: str | None,
         model_sha256: str | None,
         segments: Iterable[SegmentWrite],
-    ) -> None:
+        stages: dict[str, float] | None = None,
+        attempt_id: str | None = None,
+        log_key: str | None = None,
+    ) -> bool:
         """Write every segment, set ``video_ok`` and close the job, all in one transaction.
 
         The interview's row is locked first, so two runs for one interview write one after the
-        other, never interleaved. Transient faults repeat the whole transaction (it is idempotent).
+        other, never interleaved; then the job's, and nothing is written unless the job is still
+        running (not cancelled, not written already by another worker): returns whether it wrote.
+        The job's record is complete when it reads ``succeeded``: its ``stages`` (with ``write``,
+        the transaction's time up to its commit), ``log_key`` and its attempt ``attempt_id``
+        closed. Transient faults repeat the whole transaction (it is idempotent).
         """
         writes = list(segments)
 
-        def write() -> None:
+        def write() -> bool:
             now = utcnow()
+            clock = time.perf_counter()
             with self.engine.begin() as conn:
                 # FOR NO KEY UPDATE: blocks other writers of this interview, not inserts of rows that
                 # reference it. SQLite has no row locks: its single writer serializes transactions.
@@ -312,6 +347,11 @@ class Database:
                     .where(schema.interviews.c.id == interview_id)
                     .with_for_update(key_share=True)
                 )
+                status = conn.execute(
+                    select(schema.jobs.c.status).where(schema.jobs.c.id == job_id).with_for_update()
+                ).scalar()
+                if status != "running":
+                    return False
                 for seg in writes:
                     conn.execute(
                         update(schema.results)
@@ -343,13 +383,27 @@ class Database:
                     .where(schema.interviews.c.id == interview_id)
                     .values(video_ok=True)
                 )
+                if attempt_id is not None:
+                    conn.execute(
+                        update(schema.job_attempts)
+                        .where(schema.job_attempts.c.id == attempt_id)
+                        .values(outcome="succeeded", finished_at=utcnow())
+                    )
                 conn.execute(
                     update(schema.jobs)
                     .where(schema.jobs.c.id == job_id)
-                    .values(status="done", finished_at=now)
+                    .values(
+                        status="succeeded",
+                        finished_at=utcnow(),
+                        active_key=None,
+                        segments=len(writes),
+                        stages={**(stages or {}), "write": round(time.perf_counter() - clock, 3)},
+                        log_key=log_key,
+                    )
                 )
+                return True
 
-        retrying(write, what=f"writing the results of interview {interview_id}")
+        return retrying(write, what=f"writing the results of interview {interview_id}")
 
     def segment_results(self, interview_id: int) -> list[dict[str, Any]]:
         s = schema.segment_results.c
@@ -363,20 +417,66 @@ class Database:
 
     # Jobs ------------------------------------------------------------------------------------
 
-    def create_job(self, *, session_id: int, interview_id: int, model_type: str) -> str:
-        job_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(schema.jobs).values(
-                    id=job_id,
-                    session_id=session_id,
-                    interview_id=interview_id,
-                    model_type=model_type,
-                    status="queued",
-                    created_at=utcnow(),
-                )
-            )
-        return job_id
+    def create_job(
+        self,
+        *,
+        session_id: int,
+        interview_id: int,
+        model_type: str,
+        active_key: str,
+        chunks: Sequence[ChunkPlan],
+        interval: float | None = None,
+        classifier: str | None = None,
+        callback_url: str | None = None,
+        fingerprint: str | None = None,
+    ) -> tuple[str, bool]:
+        """Queue a job with its chunks, or find the active one with the same ``active_key``.
+
+        Returns the job id and whether it is new. The unique ``active_key`` makes two equal
+        requests meet in one job, even when two processes take them at the same moment.
+        """
+        for _ in range(DB_ATTEMPTS):
+            job_id = str(uuid.uuid4())
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(
+                        insert(schema.jobs).values(
+                            id=job_id,
+                            session_id=session_id,
+                            interview_id=interview_id,
+                            model_type=model_type,
+                            status="queued",
+                            created_at=utcnow(),
+                            interval=interval,
+                            classifier=classifier,
+                            callback_url=callback_url,
+                            fingerprint=fingerprint,
+                            active_key=active_key,
+                        )
+                    )
+                    for number, chunk in enumerate(chunks):
+                        conn.execute(
+                            insert(schema.job_chunks).values(
+                                job_id=job_id,
+                                chunk=number,
+                                segment_ids=chunk.segment_ids,
+                                state="pending",
+                                samples_done=0,
+                                samples_expected=chunk.samples_expected,
+                                segments_done=0,
+                                segments_total=len(chunk.segment_ids),
+                            )
+                        )
+                return job_id, True
+            except IntegrityError:
+                with self.engine.connect() as conn:
+                    existing = conn.execute(
+                        select(schema.jobs.c.id).where(schema.jobs.c.active_key == active_key)
+                    ).scalar()
+                if existing is not None:
+                    return existing, False
+                # The equal job ended between our insert and our look: try again.
+        raise TransientDatabaseError(f"could not queue a job for interview {interview_id}")
 
     def update_job(self, job_id: str, **values: Any) -> None:
         """Set fields of a job record; retried on transient faults (setting them twice is harmless)."""
@@ -386,6 +486,220 @@ class Database:
                 conn.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(**values))
 
         retrying(apply, what=f"updating job {job_id}")
+
+    def end_job(
+        self, job_id: str, status: str, *, error_kind: str | None = None, error: str | None = None
+    ) -> bool:
+        """Move an active job to a final state; False when it had ended already (it stays as it was)."""
+        assert status in schema.JOB_STATES and status not in schema.ACTIVE_STATES
+
+        def apply() -> bool:
+            with self.engine.begin() as conn:
+                done = conn.execute(
+                    update(schema.jobs)
+                    .where(schema.jobs.c.id == job_id, schema.jobs.c.status.in_(schema.ACTIVE_STATES))
+                    .values(
+                        status=status,
+                        error_kind=error_kind,
+                        error=error,
+                        finished_at=utcnow(),
+                        active_key=None,
+                    )
+                )
+                return done.rowcount > 0
+
+        return retrying(apply, what=f"ending job {job_id}")
+
+    def job_status(self, job_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(schema.jobs.c.status).where(schema.jobs.c.id == job_id)).scalar()
+
+    def start_attempt(self, job_id: str, chunk: int, worker: str, *, max_attempts: int) -> AttemptStart:
+        """Record that ``worker`` begins ``chunk``: an earlier attempt of it still marked running
+        was lost (its worker died), and the job is running from now on if it was queued. With
+        ``max_attempts`` made already, nothing begins."""
+
+        def apply() -> AttemptStart:
+            a = schema.job_attempts.c
+            now = utcnow()
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(schema.job_attempts)
+                    .where(a.job_id == job_id, a.chunk == chunk, a.outcome == "running")
+                    .values(
+                        outcome="lost",
+                        error_kind="lost",
+                        error="the worker stopped before the chunk was done (killed, or its machine lost)",
+                        finished_at=now,
+                    )
+                )
+                earlier = conn.execute(
+                    select(a.number, a.worker, a.outcome, a.error)
+                    .where(a.job_id == job_id, a.chunk == chunk)
+                    .order_by(a.number)
+                ).all()
+                errors = [
+                    f"attempt {row.number} on {row.worker}: {row.outcome}: {row.error}"
+                    for row in earlier
+                    if row.outcome in ("failed", "lost")
+                ]
+                number = len(earlier) + 1
+                if len(earlier) >= max_attempts:
+                    return AttemptStart(None, number, errors)
+                attempt_id = str(uuid.uuid4())
+                conn.execute(
+                    insert(schema.job_attempts).values(
+                        id=attempt_id,
+                        job_id=job_id,
+                        chunk=chunk,
+                        number=number,
+                        worker=worker,
+                        outcome="running",
+                        started_at=now,
+                    )
+                )
+                conn.execute(
+                    update(schema.jobs)
+                    .where(schema.jobs.c.id == job_id, schema.jobs.c.status == "queued")
+                    .values(status="running", started_at=now)
+                )
+            return AttemptStart(attempt_id, number, errors)
+
+        return retrying(apply, what=f"starting a run of job {job_id}")
+
+    def end_attempt(
+        self, attempt_id: str, outcome: str, *, error_kind: str | None = None, error: str | None = None
+    ) -> None:
+        def apply() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(schema.job_attempts)
+                    .where(schema.job_attempts.c.id == attempt_id)
+                    .values(outcome=outcome, error_kind=error_kind, error=error, finished_at=utcnow())
+                )
+
+        retrying(apply, what=f"ending attempt {attempt_id}")
+
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        a = schema.job_attempts.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(schema.job_attempts).where(a.job_id == job_id).order_by(a.started_at, a.chunk)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def chunks(self, job_id: str) -> list[dict[str, Any]]:
+        c = schema.job_chunks.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.job_chunks).where(c.job_id == job_id).order_by(c.chunk)).all()
+        return [dict(row._mapping) for row in rows]
+
+    def chunk_progress(
+        self, job_id: str, chunk: int, *, samples_done: int, samples_expected: int, segments_done: int
+    ) -> str | None:
+        """Record a chunk's progress; returns the job's state (a running chunk stops when it is
+        ``cancelled``)."""
+        c = schema.job_chunks.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.job_chunks)
+                .where(c.job_id == job_id, c.chunk == chunk, c.state == "pending")
+                .values(
+                    samples_done=samples_done,
+                    samples_expected=samples_expected,
+                    segments_done=segments_done,
+                )
+            )
+            return conn.execute(select(schema.jobs.c.status).where(schema.jobs.c.id == job_id)).scalar()
+
+    def store_chunk(
+        self, job_id: str, chunk: int, *, result: list[dict[str, Any]], log: str, stages: dict[str, float]
+    ) -> int:
+        """Keep a chunk's results until every chunk is in (the first to finish a chunk wins; a
+        redelivered run of it changes nothing); returns how many chunks are still pending."""
+        c = schema.job_chunks.c
+
+        def apply() -> int:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(schema.job_chunks)
+                    .where(c.job_id == job_id, c.chunk == chunk, c.state == "pending")
+                    .values(
+                        state="done",
+                        result=result,
+                        log=log,
+                        stages=stages,
+                        finished_at=utcnow(),
+                        samples_done=sum(len(write["frames"]) for write in result),
+                        samples_expected=sum(len(write["frames"]) for write in result),
+                        segments_done=len(result),
+                    )
+                )
+                return conn.execute(
+                    select(func.count()).where(c.job_id == job_id, c.state == "pending")
+                ).scalar_one()
+
+        return retrying(apply, what=f"keeping chunk {chunk} of job {job_id}")
+
+    def record_delivery(
+        self, job_id: str, *, webhook_id: str, attempt: int, status_code: int | None, error: str | None
+    ) -> None:
+        def apply() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(schema.webhook_deliveries).values(
+                        id=str(uuid.uuid4()),
+                        job_id=job_id,
+                        webhook_id=webhook_id,
+                        attempt=attempt,
+                        at=utcnow(),
+                        status_code=status_code,
+                        error=error,
+                    )
+                )
+
+        retrying(apply, what=f"recording a webhook delivery of job {job_id}")
+
+    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        d = schema.webhook_deliveries.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.webhook_id, d.attempt, d.at, d.status_code, d.error)
+                .where(d.job_id == job_id)
+                .order_by(d.at, d.attempt)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
+    def list_jobs(
+        self, *, interview_id: int | None = None, state: str | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[JobRecord], int]:
+        """Jobs newest first, filtered; with the total count of the filter's matches."""
+        j = schema.jobs.c
+        where = []
+        if interview_id is not None:
+            where.append(j.interview_id == interview_id)
+        if state is not None:
+            where.append(j.status == state)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(schema.jobs).where(*where)).scalar_one()
+            rows = conn.execute(
+                select(schema.jobs)
+                .where(*where)
+                .order_by(j.created_at.desc(), j.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [JobRecord(**row._mapping) for row in rows], total
+
+    def unfinished_jobs(self) -> list[str]:
+        """Jobs left queued or running (by a crash, or a stop), oldest first."""
+        j = schema.jobs.c
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(j.id).where(j.status.in_(schema.ACTIVE_STATES)).order_by(j.created_at)
+                ).scalars()
+            )
 
     def job(self, job_id: str) -> JobRecord | None:
         with self.engine.connect() as conn:
@@ -398,7 +712,7 @@ class Database:
         with self.engine.connect() as conn:
             newest = conn.execute(
                 select(j.id, j.fingerprint)
-                .where(j.interview_id == interview_id, j.status == "done")
+                .where(j.interview_id == interview_id, j.status == "succeeded")
                 .order_by(j.finished_at.desc())
                 .limit(1)
             ).first()

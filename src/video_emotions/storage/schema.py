@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     Uuid,
     false,
 )
@@ -77,6 +78,10 @@ results = Table(
 
 INTERVIEWZ_TABLES = (sessions, interviews, results)
 
+#: The states of a job; ``queued`` and ``running`` are active, the others final.
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running")
+
 jobs = Table(
     "ve_jobs",
     metadata,
@@ -88,7 +93,7 @@ jobs = Table(
     Column("model_file", Text),
     Column("model_sha256", String(64)),
     Column("note", Text),  # why the engine that ran is not the one the request named
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # one of JOB_STATES
     Column("error_kind", String(32)),
     Column("error", Text),
     Column("segments", Integer),
@@ -98,6 +103,61 @@ jobs = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Column("interval", Float(precision=53)),
+    Column("classifier", String(128)),
+    Column("callback_url", Text),
+    # Set while the job is queued or running, cleared when it ends: two equal requests cannot
+    # both create an active job, whichever process takes them.
+    Column("active_key", String(200)),
+    Column("stages", Json),  # seconds per stage: download, analyse (decode and inference), write
+    UniqueConstraint("active_key", name="uq_ve_jobs_active_key"),
+)
+
+#: A job's work in chunks of whole segments; one chunk unless Celery fans a long interview out.
+job_chunks = Table(
+    "ve_job_chunks",
+    metadata,
+    Column("job_id", String(36), primary_key=True),
+    Column("chunk", Integer, primary_key=True, autoincrement=False),
+    Column("segment_ids", Json, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done
+    Column("samples_done", Integer, nullable=False),
+    Column("samples_expected", Integer, nullable=False),
+    Column("segments_done", Integer, nullable=False),
+    Column("segments_total", Integer, nullable=False),
+    Column("result", Json),  # the chunk's segment writes, kept until every chunk is in
+    Column("log", Text),
+    Column("stages", Json),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+#: Every run of a chunk: which worker, how it ended. Append-only but for the attempt's own end.
+job_attempts = Table(
+    "ve_job_attempts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("chunk", Integer, nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("outcome", String(16), nullable=False),  # running | succeeded | failed | lost | cancelled
+    Column("error_kind", String(32)),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+#: Every POST of a job's record to its callback_url.
+webhook_deliveries = Table(
+    "ve_webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), nullable=False, index=True),
+    Column("webhook_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
 )
 
 segment_results = Table(
@@ -116,4 +176,4 @@ segment_results = Table(
     Column("written_at", DateTime(timezone=True), nullable=False),
 )
 
-OWN_TABLES = (jobs, segment_results)
+OWN_TABLES = (jobs, segment_results, job_chunks, job_attempts, webhook_deliveries)

@@ -1,0 +1,52 @@
+"""What every analysis request is checked for before a job is queued, and how failures answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from video_emotions.context import ServiceContext
+from video_emotions.domain import Segment
+from video_emotions.errors import InputError, NotFoundError
+from video_emotions.storage.blobs import video_key
+
+#: HTTP status for each kind of failure a job or a check can end with.
+STATUS_BY_KIND = {
+    "input": 422,
+    "not_found": 404,
+    "model_unavailable": 422,
+    "conflict": 409,
+    "cancelled": 409,
+    "unavailable": 503,
+    "internal": 500,
+}
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    engine: str
+    segments: list[Segment]
+
+
+def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model_type: str) -> CheckedRequest:
+    """Everything that can be checked before a job is queued."""
+    engine = ctx.models.check(model_type)
+    interview = ctx.db.interview(interview_id)
+    if interview is None:
+        raise NotFoundError(f"interview {interview_id} does not exist")
+    if interview["session_id"] != session_id:
+        if not ctx.db.session_exists(session_id):
+            raise NotFoundError(f"session {session_id} does not exist")
+        raise NotFoundError(
+            f"interview {interview_id} belongs to session {interview['session_id']}, not {session_id}"
+        )
+    key = video_key(session_id, interview_id, ctx.settings.video_filename)
+    if not ctx.blobs.exists(key):
+        raise NotFoundError(f"no video for interview {interview_id}: {key} is not in storage")
+    segments = ctx.db.candidate_segments(interview_id)
+    if not segments:
+        raise InputError(f"interview {interview_id} has no candidate (speaker 0) segments in results")
+    bad = [s for s in segments if s.end <= s.start or s.start < 0]
+    if bad:
+        listed = ", ".join(f"{s.id} ({s.start * 1000:g}-{s.end * 1000:g} ms)" for s in bad)
+        raise InputError(f"candidate segments must have 0 <= start < end; these do not: {listed}")
+    return CheckedRequest(engine, segments)
