@@ -41,9 +41,18 @@ def free_port() -> int:
 class RunningService:
     url: str
     env: dict[str, str]
-    ctx: ServiceContext
+    settings: Settings
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    _ctx: ServiceContext | None = None
+
+    @property
+    def ctx(self) -> ServiceContext:
+        """A context on the service's database and storage, made on first use (the database may
+        be unreachable when the service starts)."""
+        if self._ctx is None:
+            self._ctx = ServiceContext.from_settings(self.settings)
+        return self._ctx
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``python -m video_emotions ARGS`` with the service's settings (its database and storage)."""
@@ -67,7 +76,9 @@ def service_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def run_service(data_dir: Path, **extra: str) -> Iterator[RunningService]:
+def run_service(data_dir: Path, *, healthy: bool = True, **extra: str) -> Iterator[RunningService]:
+    """Start the service; wait until ``/health`` says ok (with ``healthy=False``: until it answers
+    at all, as a service serving degraded does)."""
     port = free_port()
     env = service_env(data_dir, VE_PORT=str(port), **extra)
     log = data_dir / "service.log"
@@ -81,7 +92,7 @@ def run_service(data_dir: Path, **extra: str) -> Iterator[RunningService]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200 or not healthy:
                     break
             except httpx.TransportError:
                 pass
@@ -91,9 +102,10 @@ def run_service(data_dir: Path, **extra: str) -> Iterator[RunningService]:
         settings = Settings(
             data_dir=data_dir, **{k[3:].lower(): v for k, v in extra.items() if k.startswith("VE_")}
         )
-        ctx = ServiceContext.from_settings(settings)
-        yield RunningService(url, env, ctx, log, process)
-        ctx.db.dispose()
+        running = RunningService(url, env, settings, log, process)
+        yield running
+        if running._ctx is not None:
+            running._ctx.db.dispose()
     finally:
         process.terminate()
         try:

@@ -6,6 +6,7 @@ through a small queue to the engine, which classifies them in batches.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import queue
 import threading
@@ -14,11 +15,23 @@ from pathlib import Path
 
 from video_emotions.domain import FrameResult, Sample, Segment, SegmentResult
 from video_emotions.errors import InputError
-from video_emotions.video.sampler import probe, sample_frames, validate_segments
+from video_emotions.observability.metrics import time_model
+from video_emotions.video.sampler import MAX_PIXELS, Coverage, probe, sample_frames, validate_segments
 from video_emotions.vision.engine import EmotionEngine
 
 #: Frames classified together: big enough for batching to pay, small enough to keep memory low.
 BATCH_SIZE = 16
+#: Decoded frames held at once (the batch and the sampler's queue ahead of it) stay under this:
+#: up to 1080p the whole batch and a queue of two batches; a 4K video holds fewer frames.
+FRAME_BUDGET_BYTES = 320 * 1024 * 1024
+
+
+def batching(width: int, height: int) -> tuple[int, int]:
+    """The batch size and the sampler's queue depth for frames of this size (RGB, 3 bytes a pixel)."""
+    frames = max(2, FRAME_BUDGET_BYTES // max(1, width * height * 3))
+    batch = max(1, min(BATCH_SIZE, frames // 3))
+    return batch, max(1, min(2 * BATCH_SIZE, frames - batch))
+
 
 _DONE = object()
 
@@ -47,7 +60,9 @@ def _background(samples: Iterator[Sample], depth: int) -> Iterator[Sample]:
         except BaseException as exc:  # handed to the consumer, which re-raises it
             handoff.put(exc)
 
-    thread = threading.Thread(target=produce, name="frame-sampler", daemon=True)
+    # With a copy of the caller's context: what the sampler logs carries the job's id.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(produce,), name="frame-sampler", daemon=True)
     thread.start()
     try:
         while True:
@@ -74,18 +89,21 @@ def analyse_video(
     *,
     interval: float,
     progress: Callable[[int, int, int], None] | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> list[SegmentResult]:
     """Sample each segment of ``path`` and estimate the candidate's expression in every sample.
 
     Returns one result per segment, in the order given. ``progress(samples_done, samples_expected,
     segments_done)`` is called after each batch and once at the end; an exception it raises stops
-    the analysis. Raises InputError for a video or segments the analysis cannot use.
+    the analysis. A video cut short is analysed as far as it decodes: the results of the segments
+    it does not cover say so (``decoded_until``). Raises InputError for a video or segments the
+    analysis cannot use.
     """
     if not segments:
         raise InputError("no candidate segments to analyse")
     if len({segment.id for segment in segments}) != len(segments):
         raise InputError("segment ids must be unique")
-    info = probe(path)
+    info = probe(path, max_pixels=max_pixels)
     validate_segments(segments, info)
     expected = expected_samples(segments, interval, info.duration)
     results = {segment.id: SegmentResult(segment) for segment in segments}
@@ -95,7 +113,8 @@ def analyse_video(
 
     def flush() -> None:
         nonlocal done
-        estimates = engine.estimate([sample.image for sample in batch])
+        with time_model(engine.name):
+            estimates = engine.estimate([sample.image for sample in batch])
         for sample, estimate in zip(batch, estimates, strict=True):
             results[sample.segment_id].frames.append(FrameResult(sample.index, sample.time, estimate))
             if not begun or begun[-1] != sample.segment_id:
@@ -106,12 +125,25 @@ def analyse_video(
             # A segment is done once the next one has begun: its closing sample came first.
             progress(done, max(expected, done), max(len(begun) - 1, 0))
 
-    for sample in _background(sample_frames(path, segments, interval, threads=0), depth=2 * BATCH_SIZE):
+    coverage = Coverage()
+    samples = sample_frames(path, segments, interval, threads=0, coverage=coverage, max_pixels=max_pixels)
+    batch_size, depth = batching(info.width, info.height)
+    for sample in _background(samples, depth=depth):
         batch.append(sample)
-        if len(batch) == BATCH_SIZE:
+        if len(batch) == batch_size:
             flush()
     if batch:
         flush()
     if progress is not None:
         progress(done, done, len(segments))
+    if coverage.decoded_until is not None:
+        end = coverage.decoded_until
+        for result in results.values():
+            if result.segment.end > end:
+                result.decoded_until = end
+                result.uncovered_reason = coverage.reason
+                # About one sample per interval past the end; a segment with none of its own, its
+                # closing frame too (a covered one was closed by the last frame that decodes).
+                missed = math.ceil((result.segment.end - max(result.segment.start, end)) / interval)
+                result.uncovered_samples = missed if result.frames else missed + 1
     return [results[segment.id] for segment in segments]

@@ -1,4 +1,4 @@
-"""Command line: analyse | ingest | serve | worker | jobs | models | db | eval | eval-clips."""
+"""Command line: analyse | ingest | serve | worker | jobs | keys | models | db | eval | eval-clips."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from video_emotions.config import get_settings
 from video_emotions.domain import Segment
-from video_emotions.errors import VideoEmotionsError
+from video_emotions.errors import NotFoundError, VideoEmotionsError
 from video_emotions.evaluation.cli import eval_command
 from video_emotions.evaluation.clips_cli import eval_clips_command
 from video_emotions.terminal import console, fail
@@ -28,6 +28,8 @@ db_app = typer.Typer(help="The service's own tables (ve_*) in the configured dat
 app.add_typer(db_app, name="db")
 jobs_app = typer.Typer(help="Analysis jobs: the records /v1/analyses shows.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+keys_app = typer.Typer(help="API keys (VE_API_KEYS): make a new one.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -49,6 +51,8 @@ def analyse(
 
     settings = get_settings()
     try:
+        if not video.is_file():  # the path as given: the user's own, unlike a server's
+            raise NotFoundError(f"video {video} does not exist")
         if segments is not None:
             chosen = [s for s in load_segments(segments) if s.speaker == 0]
         else:
@@ -113,29 +117,23 @@ def ingest(
 ) -> None:
     """Register an interview in the configured database and storage so /analyse_video can run on it."""
     from video_emotions.context import ServiceContext
+    from video_emotions.ingest import ingest_interview
     from video_emotions.segmentfile import load_segments
-    from video_emotions.storage.blobs import video_key
-    from video_emotions.video.sampler import probe
 
-    settings = get_settings()
     try:
-        if session <= 0 or interview <= 0:
-            raise VideoEmotionsError("--session and --interview must be positive integers")
-        probe(video)
-        rows = (
-            load_segments(segments, number_missing_ids=False)
-            if segments is not None
-            else [Segment(id=0, start=0.0, end=probe(video).duration)]
+        rows = load_segments(segments, number_missing_ids=False) if segments is not None else None
+        done = ingest_interview(
+            ServiceContext.from_settings(get_settings()),
+            video,
+            session_id=session,
+            interview_id=interview,
+            segments=rows,
         )
-        ctx = ServiceContext.from_settings(settings)
-        if ctx.db.interview(interview) is not None:
-            raise VideoEmotionsError(f"interview {interview} already exists")
-        key = video_key(session, interview, settings.video_filename)
-        ctx.blobs.put(key, video)
-        ids = ctx.db.ingest(session_id=session, interview_id=interview, segments=rows)
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
-    console.print(f"interview {interview} (session {session}): video at {key}, results rows {ids}")
+    console.print(
+        f"interview {interview} (session {session}): video at {done.key}, results rows {done.result_ids}"
+    )
 
 
 @app.command()
@@ -143,14 +141,28 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (VE_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (VE_PORT, default 8003).")] = None,
 ) -> None:
-    """Start the HTTP API (OpenAPI docs at /docs)."""
+    """Start the HTTP API (OpenAPI docs at /docs).
+
+    Refuses (exit 2) to listen beyond loopback without API keys, unless VE_ALLOW_OPEN=true.
+    """
     import uvicorn
 
     from video_emotions.api.app import create_app
+    from video_emotions.api.auth import check_exposure
+    from video_emotions.observability.logs import configure_logging
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    configure_logging(settings, capture_native=True)
+    listen = host or settings.host
+    try:
+        open_warning = check_exposure(listen, settings)
+    except VideoEmotionsError as exc:
+        raise fail(exc) from exc
+    if open_warning:
+        logging.getLogger(__name__).warning("%s", open_warning)
+    # JSON: no logging set-up of uvicorn's own, so that its lines (the access log too) are ours.
+    log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+    uvicorn.run(create_app(settings), host=listen, port=port or settings.port, log_config=log_config)
 
 
 @app.command()
@@ -158,16 +170,39 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Chunks this worker runs at once (processes).")] = 1,
     queues: Annotated[str | None, typer.Option(help="Comma-separated queues (default VE_QUEUE).")] = None,
     name: Annotated[str | None, typer.Option(help="Worker name, as job records show it.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at :PORT/metrics; its pool's processes are "
+            "in them only with PROMETHEUS_MULTIPROC_DIR set (an empty folder of this worker's own).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address of --metrics-port (0.0.0.0: reachable from other machines).")
+    ] = "127.0.0.1",
 ) -> None:
     """Start a Celery worker for analysis chunks: VE_BROKER_URL, with the service's database and storage."""
     from video_emotions.jobs.celery_app import make_celery
+    from video_emotions.observability.logs import adopt_celery_loggers, configure_logging
 
     settings = get_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, capture_native=True)
+    json_logs = settings.log_format == "json"
+    if json_logs:
+        adopt_celery_loggers()
     try:
         celery = make_celery(settings)
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
+    if metrics_port is not None:
+        from video_emotions.observability.metrics import serve_worker_metrics
+
+        try:
+            serve_worker_metrics(metrics_port, metrics_host)  # before the pool forks
+        except OSError as exc:
+            raise fail(VideoEmotionsError(f"--metrics-port {metrics_port}: {exc}")) from exc
     argv = [
         "worker",
         f"--concurrency={concurrency}",
@@ -176,6 +211,15 @@ def worker(
     ]
     if name:
         argv.append(f"--hostname={name}")
+    if json_logs:
+        # Celery prints its start-up banner as plain text: one JSON line says what it would.
+        logging.getLogger(__name__).info(
+            "celery worker %s: queues %s, concurrency %d (prefork)",
+            name or "(celery's default name)",
+            queues or settings.queue,
+            concurrency,
+        )
+        argv.insert(0, "--quiet")
     celery.worker_main(argv)
 
 
@@ -248,6 +292,29 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> N
     if document is None:
         raise fail(VideoEmotionsError(f"job {job_id} does not exist"))
     _print_json(document)
+
+
+@keys_app.command("new")
+def keys_new(
+    key_id: Annotated[
+        str | None, typer.Option("--id", help="The key's id (letters, digits, . _ -); default: key-RANDOM.")
+    ] = None,
+) -> None:
+    """Make a new API key: print it (this once) and the KEY_ID:SHA256 entry to add to VE_API_KEYS."""
+    import secrets
+
+    from video_emotions.api.auth import KEY_ID, hash_key, new_key
+    from video_emotions.errors import InputError
+
+    key_id = key_id or f"key-{secrets.token_hex(4)}"
+    if not KEY_ID.fullmatch(key_id):
+        raise fail(InputError("--id must be 1 to 64 letters, digits, '.', '_' or '-'"))
+    key = new_key()
+    typer.echo(f"API key {key_id} (shown only this once: the service keeps only its hash):")
+    typer.echo(f"  {key}")
+    typer.echo("VE_API_KEYS entry (append it to the list, entries separated by commas):")
+    typer.echo(f"  {key_id}:{hash_key(key)}")
+    typer.echo("Send the key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.")
 
 
 @models_app.command("pull")

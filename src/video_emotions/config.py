@@ -118,6 +118,27 @@ class Settings(BaseSettings):
         2, ge=0, description="yolo_cloud: retries after a 5xx or a connection error, with backoff."
     )
     remote_batch: int = Field(32, ge=1, description="yolo_cloud: face images per request.")
+    api_keys: str | None = Field(
+        None,
+        description="API keys the service accepts, as KEY_ID:SHA256_HEX pairs separated by commas "
+        "(`video-emotions keys new` makes one); when set, every route but /health needs a key.",
+    )
+    allow_open: bool = Field(
+        False, description="Serve on a non-loopback address without API keys (behind a private network)."
+    )
+    cors_origins: str = Field("", description="Origins allowed by CORS, comma-separated; none by default.")
+    outbound_allow: str = Field(
+        "",
+        description="Hosts or networks (CIDR) that callback_url and VE_REMOTE_URL may reach besides "
+        "public addresses, comma-separated, e.g. '127.0.0.1,10.0.0.0/8'.",
+    )
+    max_request_mb: float = Field(32.0, gt=0, description="Largest request body accepted, in MB.")
+    max_video_pixels: int = Field(
+        4096 * 2304, ge=1, description="Largest frame (width x height) a video may declare; more is refused."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or as JSON objects (with the job id on a job's lines)."
+    )
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8003, description="Port the API listens on.")
     workers: int = Field(1, ge=1, description="local executor: analyses that run at the same time.")

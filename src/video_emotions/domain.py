@@ -81,7 +81,22 @@ class FrameResult:
 
 @dataclass
 class SegmentResult:
-    """Every sampled frame of one segment, in order."""
+    """Every sampled frame of one segment, in order.
+
+    ``decoded_until`` is set when the video stops decoding before the segment's end (a recording
+    cut short): the time of the last frame that decodes (after which nothing of the segment was
+    analysed; when it is before the segment's start, ``frames`` is empty); ``uncovered_samples``
+    about how many samples the rule would have taken past it; ``uncovered_reason`` why decoding
+    stopped.
+    """
 
     segment: Segment
     frames: list[FrameResult] = field(default_factory=list)
+    decoded_until: float | None = None
+    uncovered_samples: int = 0
+    uncovered_reason: str | None = None
+
+    @property
+    def covered(self) -> bool:
+        """Whether any of the segment was analysed (it has samples)."""
+        return bool(self.frames)

@@ -198,5 +198,11 @@ def test_bad_data_fails_with_a_reason_and_writes_nothing(
     before = snapshot(service, interview)
     response = post(service, session_id=5, interview_id=interview, model_type="default")
     assert response.status_code == status, response.text
-    assert message in response.json()["detail"], response.json()
+    detail = response.json()["detail"]
+    assert message in detail, response.json()
+    assert str(service.ctx.settings.data_dir.resolve()) not in detail  # no server path in an answer
     assert snapshot(service, interview) == before
+    # Refused before it ran or failed while running: a failed job on the record, with its run log.
+    (job,) = service.ctx.db.jobs_for_interview(interview)
+    assert (job.status, job.error) == ("failed", detail)
+    assert job.log_key is not None and detail in service.ctx.blobs.get(job.log_key).decode()

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,11 +129,17 @@ class WorkerProcess:
 
 @contextmanager
 def run_worker(
-    env: dict[str, str], name: str, *, concurrency: int = 1, queues: str | None = None, log_dir: Path
+    env: dict[str, str],
+    name: str,
+    *,
+    concurrency: int = 1,
+    queues: str | None = None,
+    log_dir: Path,
+    options: Sequence[str] = (),
 ) -> Iterator[WorkerProcess]:
-    """Start ``python -m video_emotions worker``, wait for Celery's "ready.", stop it on exit."""
+    """Start ``python -m video_emotions worker [options]``, wait for Celery's "ready.", stop it on exit."""
     command = [sys.executable, "-m", "video_emotions", "worker", "--concurrency", str(concurrency)]
-    command += ["--name", name]
+    command += ["--name", name, *options]
     if queues is not None:
         command += ["--queues", queues]
     log_dir.mkdir(parents=True, exist_ok=True)

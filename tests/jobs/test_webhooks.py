@@ -124,8 +124,10 @@ def secret() -> str:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, secret: str) -> Iterator[RunningService]:
-    """A service that signs webhooks with ``secret``; one worker."""
-    with run_service(tmp_path_factory.mktemp("webhooks"), VE_WEBHOOK_SECRET=secret) as running:
+    """A service that signs webhooks with ``secret``; one worker; allowed to post to loopback."""
+    with run_service(
+        tmp_path_factory.mktemp("webhooks"), VE_WEBHOOK_SECRET=secret, VE_OUTBOUND_ALLOW="127.0.0.1"
+    ) as running:
         yield running
 
 

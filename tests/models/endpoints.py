@@ -12,6 +12,9 @@ import httpx
 
 from tests.service import RunningService
 
+#: VE_OUTBOUND_ALLOW for these endpoints, all on 127.0.0.1 (the service refuses loopback otherwise).
+LOOPBACK = "127.0.0.1"
+
 
 def predict_url(service: RunningService, model_type: str = "default") -> str:
     return f"{service.url}/v1/predict?model_type={model_type}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.models.endpoints import predict_url
+from tests.models.endpoints import LOOPBACK, predict_url
 from video_emotions.config import Settings
 from video_emotions.domain import EMOTIONS, FrameEstimate
 from video_emotions.vision.engine import EmotionEngine
@@ -34,7 +34,7 @@ def settings_for(setup: str, request: pytest.FixtureRequest, monkeypatch: pytest
     if setup == "yolo_local-onnx-whole-frame":
         return Settings(yolo_model_path=request.getfixturevalue("tiny_yolo"), yolo_crop_face=False)
     if setup == "yolo_cloud":
-        return Settings(remote_url=predict_url(request.getfixturevalue("predictor")))
+        return Settings(remote_url=predict_url(request.getfixturevalue("predictor")), outbound_allow=LOOPBACK)
     if setup == "yolo_local-pt":
         return Settings(yolo_model_path=request.getfixturevalue("yolo_pt"))
     if setup == "deepface":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.models.endpoints import FlakyEndpoint, closed_port_url, predict_url
+from tests.models.endpoints import LOOPBACK, FlakyEndpoint, closed_port_url, predict_url
 from tests.service import RunningService
 from video_emotions.config import Settings
 from video_emotions.errors import ModelUnavailableError
@@ -29,7 +29,9 @@ def test_yolo_without_an_endpoint_is_yolo_local(tiny_yolo: Path) -> None:
 
 def test_an_engine_name_loads_that_engine_never_a_fallback(tiny_yolo: Path) -> None:
     registry = ModelRegistry(
-        Settings(remote_url=closed_port_url(), remote_retries=0, yolo_model_path=tiny_yolo)
+        Settings(
+            remote_url=closed_port_url(), remote_retries=0, yolo_model_path=tiny_yolo, outbound_allow=LOOPBACK
+        )
     )
     assert registry.check("yolo_cloud") == "yolo_local"
     assert registry.load("yolo").name == "yolo_local"  # the router is routed
@@ -39,7 +41,10 @@ def test_an_engine_name_loads_that_engine_never_a_fallback(tiny_yolo: Path) -> N
 
 def test_an_alias_to_yolo_says_both_steps(predictor: RunningService, tiny_yolo: Path) -> None:
     settings = Settings(
-        model_aliases="fast=yolo", remote_url=predict_url(predictor), yolo_model_path=tiny_yolo
+        model_aliases="fast=yolo",
+        remote_url=predict_url(predictor),
+        yolo_model_path=tiny_yolo,
+        outbound_allow=LOOPBACK,
     )
     assert ModelRegistry(settings).route("fast") == Route(
         "yolo_cloud",
@@ -52,7 +57,9 @@ def test_the_endpoint_is_asked_once_for_a_burst_of_requests(
     predictor: RunningService, tiny_yolo: Path
 ) -> None:
     with FlakyEndpoint(predict_url(predictor), failures=0) as endpoint:
-        registry = ModelRegistry(Settings(remote_url=endpoint.url, yolo_model_path=tiny_yolo))
+        registry = ModelRegistry(
+            Settings(remote_url=endpoint.url, yolo_model_path=tiny_yolo, outbound_allow=LOOPBACK)
+        )
         assert {registry.check("yolo") for _ in range(5)} == {"yolo_cloud"}
         registry.statuses()
         assert endpoint.calls == 1

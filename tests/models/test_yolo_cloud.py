@@ -16,6 +16,7 @@ import pytest
 
 from tests.media import face_video
 from tests.models.endpoints import (
+    LOOPBACK,
     FlakyEndpoint,
     closed_port_url,
     predict_requests,
@@ -79,7 +80,7 @@ def test_bad_predict_requests_get_a_422_that_says_why(
 
 
 def test_faces_go_out_in_batches(predictor: RunningService, frames: list[np.ndarray]) -> None:
-    settings = Settings(remote_url=predict_url(predictor), remote_batch=4)
+    settings = Settings(remote_url=predict_url(predictor), remote_batch=4, outbound_allow=LOOPBACK)
     engine = ModelRegistry(settings).load("yolo_cloud")
     assert (engine.name, engine.model_sha256) == ("yolo_cloud", default_sha256(predictor))
     before = predict_requests(predictor)
@@ -90,7 +91,9 @@ def test_faces_go_out_in_batches(predictor: RunningService, frames: list[np.ndar
     assert set(estimates[0].probabilities) == set(EMOTIONS)
 
     before = predict_requests(predictor)
-    one_request = ModelRegistry(Settings(remote_url=predict_url(predictor))).load("yolo_cloud")
+    one_request = ModelRegistry(Settings(remote_url=predict_url(predictor), outbound_allow=LOOPBACK)).load(
+        "yolo_cloud"
+    )
     one_request.estimate([frames[0]] * 5 + [frames[2]] * 5)
     assert predict_requests(predictor) - before == 2  # the probe at load, then ten faces in one request
 
@@ -101,9 +104,9 @@ def test_an_endpoint_that_never_answers_times_out_without_retrying(tmp_path: Pat
         with pytest.raises(RemoteError, match="timed out"):
             client(url, timeout=0.5, retries=2).predict([b"jpeg"])
         assert time.monotonic() - started < 1.5  # one try: a timeout has already cost its time
-        route = ModelRegistry(Settings(remote_url=url, remote_timeout=0.5, yolo_model_path=tiny_yolo)).route(
-            "yolo"
-        )
+        route = ModelRegistry(
+            Settings(remote_url=url, remote_timeout=0.5, yolo_model_path=tiny_yolo, outbound_allow=LOOPBACK)
+        ).route("yolo")
     assert route.engine == "yolo_local"
     assert "yolo_cloud unreachable (" in route.note and "timed out" in route.note
     assert route.note.endswith("fell back to yolo_local")
@@ -140,7 +143,10 @@ def test_yolo_runs_on_the_endpoint_when_it_answers(
     tmp_path: Path, predictor: RunningService, tiny_yolo: Path, video: Path
 ) -> None:
     with run_service(
-        tmp_path, VE_REMOTE_URL=predict_url(predictor), VE_YOLO_MODEL_PATH=str(tiny_yolo)
+        tmp_path,
+        VE_REMOTE_URL=predict_url(predictor),
+        VE_YOLO_MODEL_PATH=str(tiny_yolo),
+        VE_OUTBOUND_ALLOW=LOOPBACK,
     ) as caller:
         listed = models(caller)
         assert listed["yolo"]["available"] and listed["yolo"]["served_by"] == "yolo_cloud"
@@ -162,7 +168,9 @@ def test_a_closed_port_falls_back_to_yolo_local_and_says_so(
     tmp_path: Path, tiny_yolo: Path, video: Path
 ) -> None:
     url = closed_port_url()
-    with run_service(tmp_path, VE_REMOTE_URL=url, VE_YOLO_MODEL_PATH=str(tiny_yolo)) as caller:
+    with run_service(
+        tmp_path, VE_REMOTE_URL=url, VE_YOLO_MODEL_PATH=str(tiny_yolo), VE_OUTBOUND_ALLOW=LOOPBACK
+    ) as caller:
         listed = models(caller)
         for name in ("yolo", "yolo_cloud"):
             assert listed[name]["available"] and listed[name]["served_by"] == "yolo_local"

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from botocore.retries import standard
 
 from video_emotions.config import Settings
-from video_emotions.errors import InputError, NotFoundError
+from video_emotions.errors import InputError, NotFoundError, ServiceUnavailableError
 from video_emotions.storage.blobs import (
     S3_MAX_ATTEMPTS,
     BlobStore,
@@ -196,7 +196,10 @@ def test_s3_faults_that_persist_or_are_permanent_fail_with_the_cause(
 ) -> None:
     server = flaky_s3([(503, "SlowDown")] * 10)
     store = S3BlobStore("interviews", endpoint_url=server.url, region="us-east-1")
-    with pytest.raises(ClientError, match=r"SlowDown.*reached max retries"):
+    # A store that keeps failing is unavailable (503 for a request, a retried run for a job).
+    with pytest.raises(
+        ServiceUnavailableError, match=r"storage s3://interviews fails: .*SlowDown.*max retries"
+    ):
         store.get("1/1/logs/log")
     assert server.requests == S3_MAX_ATTEMPTS
 

@@ -18,6 +18,7 @@ from tests.storage.conftest import libpq_dsn
 from video_emotions.config import Settings
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
+from video_emotions.errors import ConflictError
 from video_emotions.storage import migrations, schema
 from video_emotions.storage.db import (
     ChunkPlan,
@@ -107,7 +108,7 @@ def test_candidate_segments_are_speaker_0_in_time_order_in_seconds(db: Database)
 
 def test_ingesting_an_existing_interview_fails_and_adds_nothing(db: Database) -> None:
     db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
-    with pytest.raises(Exception, match=r"(?i)unique|constraint"):
+    with pytest.raises(ConflictError, match="interview 9 or one of its segment ids is already in use"):
         db.ingest(session_id=3, interview_id=9, segments=SEGMENTS)
     assert len(db.results_rows(9)) == 3
 

@@ -7,6 +7,7 @@ PyAV has it, else MPEG-4 part 2 with B-frames.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from fractions import Fraction
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from video_emotions.domain import Sample, Segment
 from video_emotions.errors import InputError, NotFoundError
 from video_emotions.video.sampler import (
+    Coverage,
     VideoInfo,
     plan_sample_times,
     probe,
@@ -233,14 +235,41 @@ def test_truncated_file(video_10fps: Path, tmp_path: Path) -> None:
         probe(path)
 
 
-def test_truncated_file_breaks_mid_way(tmp_path: Path) -> None:
-    """A file cut short after its header opens, then fails where its data stops."""
+def test_a_file_cut_short_is_sampled_as_far_as_it_decodes(tmp_path: Path) -> None:
+    """A file cut short after its header (index first) opens and is sampled up to its last frame that
+    decodes, which closes a segment running past it, as decoding everything finds; ``Coverage`` says
+    where that was, and a segment that starts after it gets no samples."""
     data = encode(tmp_path / "whole.mp4", 50, Fraction(10), 20, noisy=True).read_bytes()
     path = tmp_path / "cut.mp4"
     path.write_bytes(data[: len(data) * 3 // 10])
     assert probe(path).duration == 5.0
-    with pytest.raises(InputError, match=r"stops decoding at \d+\.\d{3} s"):
-        list(sample_frames(path, [Segment(0, 0.0, 4.5)], 1.0))
+    times, numbers = [], []  # every frame that decodes, decoding everything until the decoder fails
+    with av.open(str(path)) as container, contextlib.suppress(av.FFmpegError):
+        for frame in container.decode(container.streams.video[0]):
+            times.append(float(frame.pts * frame.time_base))
+            numbers.append(frame_number(frame.to_ndarray(format="rgb24")))
+    assert 0 < len(times) < 50 and numbers == list(range(len(times)))
+
+    coverage = Coverage()
+    running_past, after = Segment(0, 0.0, 4.5), Segment(1, 4.6, 4.9)
+    samples = by_segment(list(sample_frames(path, [running_past, after], 1.0, coverage=coverage)))
+    assert [s.time for s in samples[0]] == plan_sample_times(times, running_past, 1.0)
+    assert samples[0][-1].time == times[-1]  # the last frame that decodes closes it
+    assert [frame_number(s.image) for s in samples[0]] == [times.index(s.time) for s in samples[0]]
+    assert 1 not in samples
+    assert coverage.decoded_until == pytest.approx(times[-1])
+    assert coverage.reason == "the file ends before the last frame its index lists"
+
+    # Seeking past the cut (to a keyframe the index lists but the file lacks) finds nothing either.
+    seeking = Coverage()
+    early = Segment(2, 0.0, 0.5)
+    samples = by_segment(list(sample_frames(path, [early, after], 1.0, coverage=seeking)))
+    assert [s.time for s in samples[2]] == plan_sample_times(times, early, 1.0) and 1 not in samples
+    assert seeking.decoded_until is not None and seeking.decoded_until < after.start
+
+    whole = Coverage()
+    list(sample_frames(tmp_path / "whole.mp4", [running_past], 1.0, coverage=whole))
+    assert whole.decoded_until is None and whole.reason is None
 
 
 @pytest.mark.parametrize(
@@ -249,8 +278,11 @@ def test_truncated_file_breaks_mid_way(tmp_path: Path) -> None:
         (Segment(41, 2.0, 2.0), "segment 41 ends at 2.000 s, not after its start"),
         (Segment(42, 3.0, 1.0), "segment 42 ends at 1.000 s"),
         (Segment(43, -0.5, 1.0), "segment 43 starts before the video"),
-        (Segment(44, 10.0, 12.0), "segment 44 starts at 10.000 s, at or after the end of the video"),
-        (Segment(45, 2500.0, 3000.0), "segment 45 starts at 2500.000 s"),
+        (
+            Segment(44, 10.0, 12.0),
+            r"segment 44 starts at 10000 ms \(10.000 s\), at or after the end of the video",
+        ),
+        (Segment(45, 2500.0, 3000.0), r"segment 45 starts at 2500000 ms \(2500.000 s\)"),
         (Segment(46, float("nan"), 1.0), "segment 46: start and end must be finite"),
     ],
 )

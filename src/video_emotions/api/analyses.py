@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,31 +10,42 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-from video_emotions.api.checks import check_request
+from video_emotions.api import schemas
+from video_emotions.api.checks import check_request, is_job_id
+from video_emotions.api.schemas import MAX_ID, JobState
 from video_emotions.context import ServiceContext
 from video_emotions.errors import InputError, NotFoundError
 from video_emotions.jobs.executors import Executor
 from video_emotions.jobs.queueing import cancel_analysis, queue_analysis
 from video_emotions.jobs.records import job_document
 from video_emotions.jobs.webhooks import secret_problem
+from video_emotions.outbound import check_outbound_url
 from video_emotions.storage.schema import JOB_STATES
 
 router = APIRouter(prefix="/v1/analyses", tags=["analyses"])
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 assert set(get_args(JobState)) == set(JOB_STATES)
+
+#: The smallest interval a request may ask for (seconds): below any video's frame duration.
+MIN_INTERVAL = 0.001
 
 
 class AnalysisRequest(BaseModel):
     """An analysis of one interview's candidate segments (facial-expression estimates)."""
 
-    session_id: int = Field(gt=0, description="The interview's session.")
-    interview_id: int = Field(gt=0, description="The interview whose video and segments to analyse.")
+    session_id: int = Field(gt=0, le=MAX_ID, description="The interview's session.")
+    interview_id: int = Field(
+        gt=0, le=MAX_ID, description="The interview whose video and segments to analyse."
+    )
     model_type: str | None = Field(
         None, description="Engine or app name (GET /v1/models); default: VE_DEFAULT_MODEL."
     )
     interval: float | None = Field(
-        None, gt=0, le=60, description="Seconds between samples; default: VE_INTERVAL."
+        None,
+        ge=MIN_INTERVAL,
+        le=60,
+        description="Seconds between samples; default: VE_INTERVAL. At least 0.001: a smaller one "
+        "takes every frame all the same, and its expected sample count overflows.",
     )
     callback_url: AnyHttpUrl | None = Field(
         None, description="POSTed the job's record, signed (Standard Webhooks), when the job ends."
@@ -43,13 +54,29 @@ class AnalysisRequest(BaseModel):
 
 
 def _document(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
-    document = job_document(ctx.db, job_id)
+    document = job_document(ctx.db, job_id) if is_job_id(job_id) else None
     if document is None:
         raise NotFoundError(f"analysis {job_id} does not exist")
     return document
 
 
-@router.post("", status_code=202, responses={200: {"description": "An equal job answers: the same id."}})
+@router.post(
+    "",
+    status_code=202,
+    responses={
+        202: {"model": schemas.AnalysisRecord, "description": "Queued: the job, at its Location."},
+        200: {"model": schemas.AnalysisRecord, "description": "An equal job answers: the same id."},
+        **schemas.errors(
+            400,
+            401,
+            404,
+            422,
+            503,
+            checked="unknown model_type, no candidate segments, a bad segment, a callback_url "
+            "without a webhook secret or outside the allowed hosts.",
+        ),
+    },
+)
 async def create_analysis(request: Request, body: AnalysisRequest) -> JSONResponse:
     """Queue an analysis and answer at once: ``202`` with the job and its ``Location``.
 
@@ -63,6 +90,9 @@ async def create_analysis(request: Request, body: AnalysisRequest) -> JSONRespon
         problem = secret_problem(ctx.settings.webhook_secret)
         if problem is not None:
             raise InputError(f"callback_url needs a secret to sign webhooks with: {problem}")
+        # In a thread: it asks DNS. Checked again before each POST, where the answer may differ.
+        allow = ctx.settings.outbound_allow
+        await run_in_threadpool(check_outbound_url, str(body.callback_url), allow, what="callback_url")
     checked = await run_in_threadpool(check_request, ctx, body.session_id, body.interview_id, requested)
     queued = await run_in_threadpool(
         lambda: queue_analysis(
@@ -86,19 +116,19 @@ async def create_analysis(request: Request, body: AnalysisRequest) -> JSONRespon
     )
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses={200: {"model": schemas.AnalysisRecord}, **schemas.errors(401, 404)})
 async def get_analysis(request: Request, job_id: str) -> dict[str, Any]:
     """A job: state, progress 0..1 (samples done of expected), segments, stages, attempts, error."""
     return await run_in_threadpool(_document, request.app.state.ctx, job_id)
 
 
-@router.get("")
+@router.get("", responses={200: {"model": schemas.AnalysisPage}, **schemas.errors(401, 422)})
 async def list_analyses(
     request: Request,
-    interview_id: Annotated[int | None, Query(gt=0)] = None,
+    interview_id: Annotated[int | None, Query(gt=0, le=MAX_ID)] = None,
     state: JobState | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> dict[str, Any]:
     """Jobs newest first, filtered by interview and state; ``next`` is the following page's URL."""
     ctx: ServiceContext = request.app.state.ctx
@@ -112,7 +142,13 @@ async def list_analyses(
     return {"items": items, "total": total, "limit": limit, "offset": offset, "next": following}
 
 
-@router.delete("/{job_id}")
+@router.delete(
+    "/{job_id}",
+    responses={
+        200: {"model": schemas.AnalysisRecord, "description": "Cancelled: the job as it is now."},
+        **schemas.errors(401, 404, 409, 503),
+    },
+)
 async def cancel(request: Request, job_id: str) -> dict[str, Any]:
     """Cancel a queued or running job (a running one stops at its next batch and writes nothing);
     ``409`` when it has ended."""

@@ -9,30 +9,45 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DBAPIError
 
 from video_emotions import __version__
+from video_emotions.api import schemas
 from video_emotions.api.analyses import router as analyses_router
-from video_emotions.api.checks import STATUS_BY_KIND, check_request
+from video_emotions.api.auth import add_access_control
+from video_emotions.api.checks import STATUS_BY_KIND, check_request, is_job_id
+from video_emotions.api.docs import add_offline_docs
+from video_emotions.api.lifecycle import RETRY_S, DegradedMiddleware, ServiceParts, short_reason
+from video_emotions.api.limits import BodyLimitMiddleware
 from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
 from video_emotions.errors import ModelUnavailableError, NotFoundError, VideoEmotionsError
-from video_emotions.jobs.executors import open_executor
 from video_emotions.jobs.queueing import queue_analysis
 from video_emotions.jobs.runner import error_kind
-from video_emotions.storage.db import utcnow
+from video_emotions.observability import metrics as prometheus
+from video_emotions.storage.db import is_transient, utcnow
 from video_emotions.vision.registry import APP_NAMES, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
+#: What a degraded service (its database unreachable) still serves.
+SERVED_DEGRADED = frozenset({"/health", "/docs", "/openapi.json"})
+
 #: How often a waiting /analyse_video looks at its job and whether its caller is still there.
 CALLER_CHECK_S = 0.25
 
-PositiveId = Annotated[int, Query(gt=0, description="A positive integer id.")]
+PositiveId = Annotated[int, Query(gt=0, le=schemas.MAX_ID, description="A positive integer id.")]
+
+
+def _newest_warnings(ctx: ServiceContext, stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    newest = max(stored, key=lambda item: item["written_at"], default=None)
+    job = ctx.db.job(newest["job_id"]) if newest is not None else None
+    return (job.warnings or []) if job is not None else []
 
 
 def log_app_routes(models: ModelRegistry) -> None:
@@ -51,17 +66,16 @@ def log_app_routes(models: ModelRegistry) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = await run_in_threadpool(ServiceContext.from_settings, settings)
-        app.state.ctx = ctx
-        app.state.executor = await run_in_threadpool(open_executor, ctx)
-        await run_in_threadpool(app.state.executor.resume)
+    def announce(ctx: ServiceContext) -> None:
         # In its own thread: yolo asks its endpoint, which must not hold up the start.
         threading.Thread(target=log_app_routes, args=(ctx.models,), name="app-routes", daemon=True).start()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        parts = ServiceParts(settings, app.state, on_ready=announce)
+        await run_in_threadpool(parts.start_or_keep_trying)
         yield
-        await run_in_threadpool(app.state.executor.shutdown)
-        ctx.db.dispose()
+        await run_in_threadpool(parts.stop)
 
     app = FastAPI(
         title="Video emotions analysis",
@@ -69,11 +83,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Facial expression estimates for interview videos (what a face shows, "
         "not what a person feels).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_offline_docs(app)
+    schemas.install_openapi(app)
 
     @app.exception_handler(VideoEmotionsError)
     async def _known_error(_request: Request, exc: VideoEmotionsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=STATUS_BY_KIND[error_kind(exc)])
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not is_transient(exc):
+            raise exc
+        return JSONResponse(
+            {"detail": f"the database is unavailable ({short_reason(exc)}); try again later"},
+            status_code=503,
+            headers={"Retry-After": str(int(RETRY_S))},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,13 +110,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             where = ".".join(str(part) for part in error["loc"][1:]) or "request"
             got = f" (got {error['input']!r})" if error.get("input") is not None else ""
             problems.append(f"{where}: {error['msg']}{got}")
-        return JSONResponse({"detail": "; ".join(problems), "errors": exc.errors()}, status_code=422)
+        errors = schemas.json_safe_errors(exc.errors())
+        return JSONResponse({"detail": "; ".join(problems), "errors": errors}, status_code=422)
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/health", responses={200: {"model": schemas.StatusBody}, 503: {"model": schemas.StatusBody}})
+    async def health(request: Request) -> JSONResponse:
+        """``ok``, or ``degraded`` (503) with the reason: the database does not answer."""
+        ctx: ServiceContext | None = request.app.state.ctx
+        problem = request.app.state.parts.problem if ctx is None else await run_in_threadpool(ctx.db.ping)
+        if problem is not None:
+            return JSONResponse({"status": "degraded", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
-    @app.post("/analyse_video")
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format: this process's metrics, and the jobs by state from the database."""
+        ctx: ServiceContext = request.app.state.ctx
+        body = await run_in_threadpool(prometheus.render_api_metrics, ctx.db.job_counts)
+        return Response(body, media_type=prometheus.CONTENT_TYPE_LATEST)
+
+    @app.post(
+        "/analyse_video",
+        responses={
+            200: {"model": schemas.StatusBody, "description": "Every candidate segment is written."},
+            **schemas.errors(401),
+            **schemas.errors(
+                404,
+                409,
+                422,
+                500,
+                503,
+                body=schemas.AnalysisErrorBody,
+                checked="unknown model_type, no candidate segments, a bad segment, a video that "
+                "does not decode.",
+            ),
+            499: {"description": "The caller left before the end (it never sees this); the job goes on."},
+        },
+    )
     async def analyse_video(
         request: Request,
         session_id: PositiveId,
@@ -142,8 +200,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return JSONResponse({"status": "ok"}, headers=headers)
 
-    @app.get("/v1/interviews/{interview_id}/emotions")
-    async def interview_emotions(request: Request, interview_id: int, frames: bool = False) -> dict[str, Any]:
+    @app.get(
+        "/v1/interviews/{interview_id}/emotions",
+        responses={200: {"model": schemas.InterviewEmotions}, **schemas.errors(401, 404, 422)},
+    )
+    async def interview_emotions(
+        request: Request,
+        interview_id: Annotated[int, Path(gt=0, le=schemas.MAX_ID, description="A positive integer id.")],
+        frames: bool = False,
+    ) -> dict[str, Any]:
         """Per-segment results with summaries (and, with ``frames=true``, per-frame detail)."""
         ctx: ServiceContext = request.app.state.ctx
         interview = await run_in_threadpool(ctx.db.interview, interview_id)
@@ -175,18 +240,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "segments_without_face": [
                 s["result_id"] for s in segments if s["summary"]["frames_with_face"] == 0
             ],
+            # What the newest run could not cover (a recording cut short): segments, samples, why.
+            "warnings": await run_in_threadpool(_newest_warnings, ctx, stored),
         }
 
-    @app.get("/v1/jobs/{job_id}")
+    @app.get("/v1/jobs/{job_id}", responses={200: {"model": schemas.LegacyJob}, **schemas.errors(401, 404)})
     async def job_status(request: Request, job_id: str) -> dict[str, Any]:
         ctx: ServiceContext = request.app.state.ctx
-        job = await run_in_threadpool(ctx.db.job, job_id)
+        job = await run_in_threadpool(ctx.db.job, job_id) if is_job_id(job_id) else None
         if job is None:
             raise NotFoundError(f"job {job_id} does not exist")
         # As it was before /v1/analyses: ``status`` says done for a job that succeeded.
         return job.__dict__ | {"status": "done" if job.status == "succeeded" else job.status}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", responses={200: {"model": schemas.ModelsBody}, **schemas.errors(401)})
     async def models(request: Request) -> dict[str, Any]:
         ctx: ServiceContext = request.app.state.ctx
         return {
@@ -198,4 +265,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(analyses_router)
     app.include_router(predict_router)
+    # Last: outside any middleware added above, so that every route needs a key.
+    app.add_middleware(DegradedMiddleware, served=SERVED_DEGRADED)
+    # Bodies are bounded inside the key check: an unauthenticated caller cannot make us read one.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_request_mb * 1_000_000))
+    add_access_control(app, settings)
+    # Outermost: the latency of every request, refused ones (401) included.
+    app.add_middleware(prometheus.HttpMetricsMiddleware)
     return app

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.errors import InputError, NotFoundError
+from video_emotions.jobs.runner import refuse_job
 from video_emotions.storage.blobs import video_key
 
 #: HTTP status for each kind of failure a job or a check can end with.
@@ -19,6 +21,15 @@ STATUS_BY_KIND = {
     "unavailable": 503,
     "internal": 500,
 }
+
+
+def is_job_id(text: str) -> bool:
+    """Whether ``text`` can name a job (a UUID, as every job id is): another one names none, and is
+    never sent to the database (PostgreSQL refuses a NUL character in it, say)."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,17 @@ def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model
         raise NotFoundError(
             f"interview {interview_id} belongs to session {interview['session_id']}, not {session_id}"
         )
+    try:
+        segments = _interview_data(ctx, session_id, interview_id)
+    except (InputError, NotFoundError) as exc:
+        # The interview exists, its data does not do: a failed run on its record, with a run log.
+        refuse_job(ctx, session_id=session_id, interview_id=interview_id, model_type=model_type, exc=exc)
+        raise
+    return CheckedRequest(engine, segments)
+
+
+def _interview_data(ctx: ServiceContext, session_id: int, interview_id: int) -> list[Segment]:
+    """The candidate's segments, once the video is in storage and the segments can be sampled."""
     key = video_key(session_id, interview_id, ctx.settings.video_filename)
     if not ctx.blobs.exists(key):
         raise NotFoundError(f"no video for interview {interview_id}: {key} is not in storage")
@@ -47,6 +69,6 @@ def check_request(ctx: ServiceContext, session_id: int, interview_id: int, model
         raise InputError(f"interview {interview_id} has no candidate (speaker 0) segments in results")
     bad = [s for s in segments if s.end <= s.start or s.start < 0]
     if bad:
-        listed = ", ".join(f"{s.id} ({s.start * 1000:g}-{s.end * 1000:g} ms)" for s in bad)
+        listed = ", ".join(f"{s.id} ({s.start * 1000:.0f}-{s.end * 1000:.0f} ms)" for s in bad)
         raise InputError(f"candidate segments must have 0 <= start < end; these do not: {listed}")
-    return CheckedRequest(engine, segments)
+    return segments

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import io
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
+from video_emotions.api import schemas
 from video_emotions.context import ServiceContext
 from video_emotions.domain import NO_FACE_KEY
 from video_emotions.errors import InputError
@@ -50,7 +50,8 @@ def _decode(index: int, text: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(base64.b64decode(text, validate=True))) as image:
             return np.asarray(image.convert("RGB"))
-    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+    # ValueError: binascii.Error, or a string with other than ASCII characters in it.
+    except (ValueError, UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
         raise InputError(f"instances[{index}].image is not a base64-encoded image: {exc}") from exc
 
 
@@ -75,7 +76,18 @@ def _pool(app: FastAPI, workers: int) -> ThreadPoolExecutor:
         return app.state.predict_pool
 
 
-@router.post("/v1/predict")
+@router.post(
+    "/v1/predict",
+    responses={
+        200: {"model": schemas.PredictResponse},
+        **schemas.errors(
+            400,
+            401,
+            422,
+            checked="unknown or unavailable model_type, yolo_cloud, an instance that is no image.",
+        ),
+    },
+)
 async def predict(request: Request, body: PredictRequest, model_type: str | None = None) -> dict[str, Any]:
     """Vertex AI's ``:predict`` with a local engine; see the module text for the answer's shape."""
     ctx: ServiceContext = request.app.state.ctx

@@ -128,6 +128,10 @@ def run_clip(clip: Clip, engine: EmotionEngine, *, interval: float, aggregation:
         (result,) = analyse_video(
             clip.path, [Segment(1, 0.0, probe(clip.path).duration)], engine, interval=interval
         )
+        if result.decoded_until is not None:  # a labelled clip counts whole or not at all
+            raise InputError(
+                f"{clip.path.name} stops decoding at {result.decoded_until:.3f} s: {result.uncovered_reason}"
+            )
     except (InputError, NotFoundError) as exc:
         return ClipOutcome(clip, FAILED, 0, 0, 0, time.perf_counter() - start, None, error=str(exc))
     seconds = time.perf_counter() - start

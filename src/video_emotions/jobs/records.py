@@ -45,6 +45,7 @@ def job_document(db: Database, job_id: str, *, deliveries: bool = True) -> dict[
         "chunks": len(chunks),
         "stages": job.stages or {},
         "error": {"kind": job.error_kind, "message": job.error} if job.status == "failed" else None,
+        "warnings": job.warnings or [],
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,

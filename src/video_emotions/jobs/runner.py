@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.exc import DBAPIError
+
 from video_emotions.analysis import analyse_video, expected_samples
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment, SegmentResult
@@ -29,6 +31,8 @@ from video_emotions.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
+from video_emotions.observability.logs import job_context
+from video_emotions.observability.metrics import SAMPLES_ANALYSED, observe_stage
 from video_emotions.results import expression_words, frame_details, legacy_segment, segment_summary
 from video_emotions.storage.blobs import log_key, video_key
 from video_emotions.storage.db import ChunkPlan, JobRecord, SegmentWrite
@@ -143,7 +147,13 @@ def run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> Chun
 
     Safe to run again (a redelivered chunk): a chunk already done is not analysed twice, and the
     job's results are written once. Never raises for a failed analysis: the outcome says what next.
+    Every line logged meanwhile carries the job's id and the chunk (``job_context``).
     """
+    with job_context(job_id, chunk):
+        return _run_chunk(ctx, job_id, chunk, worker)
+
+
+def _run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> ChunkOutcome:
     job = ctx.db.job(job_id)
     if job is None:
         raise NotFoundError(f"no job {job_id}")
@@ -214,16 +224,23 @@ def _analyse_chunk(
         f"({segments[0].start:.3f} to {segments[-1].end:.3f} s)"
     )
     last_report = -math.inf
+    counted = 0
 
     def report(done: int, expected: int, segments_done: int) -> None:
-        nonlocal last_report
+        nonlocal last_report, counted
+        SAMPLES_ANALYSED.inc(done - counted)  # after every batch, before the throttle
+        counted = done
         now = time.perf_counter()
         if now - last_report < PROGRESS_EVERY_S and segments_done < len(segments):
             return
         last_report = now
-        state = ctx.db.chunk_progress(
-            job.id, chunk, samples_done=done, samples_expected=expected, segments_done=segments_done
-        )
+        try:
+            state = ctx.db.chunk_progress(
+                job.id, chunk, samples_done=done, samples_expected=expected, segments_done=segments_done
+            )
+        except DBAPIError as exc:  # progress is worth a warning, not the run: the write will tell
+            logger.warning("job %s: progress not recorded (%s)", job.id, str(exc.orig or exc).splitlines()[0])
+            return
         if state not in ("queued", "running"):
             raise JobEnded
 
@@ -231,10 +248,25 @@ def _analyse_chunk(
     key = video_key(job.session_id, job.interview_id, ctx.settings.video_filename)
     with ctx.blobs.local_copy(key) as video:
         downloaded = time.perf_counter()
-        results = analyse_video(video, segments, engine, interval=interval, progress=report)
+        observe_stage("download", downloaded - clock)
+        results = analyse_video(
+            video,
+            segments,
+            engine,
+            interval=interval,
+            progress=report,
+            max_pixels=ctx.settings.max_video_pixels,
+        )
     analysed = time.perf_counter()
+    observe_stage("analyse", analysed - downloaded)
     writes = []
+    warnings = []
     for result in results:
+        if result.decoded_until is not None:
+            warnings.append(coverage_warning(result))
+            log(f"WARNING: {warnings[-1]['message']}")
+        if not result.covered:
+            continue
         write = segment_write(result, ctx)
         writes.append(asdict(write))
         # The last sample is the closing frame: the first at or after the segment's end.
@@ -246,7 +278,34 @@ def _analyse_chunk(
             f"{expression_words(write.summary)}"
         )
     stages = {"download": downloaded - clock, "analyse": analysed - downloaded}
-    ctx.db.store_chunk(job.id, chunk, result=writes, log=log.text(), stages=stages)
+    ctx.db.store_chunk(job.id, chunk, result=writes, log=log.text(), stages=stages, warnings=warnings)
+
+
+def coverage_warning(result: SegmentResult) -> dict[str, Any]:
+    """What a recording cut short kept a segment from: where decoding stopped, the samples missed."""
+    segment, until = result.segment, result.decoded_until
+    assert until is not None
+    where = f"segment {segment.id} [{segment.start:.3f}, {segment.end:.3f}) s"
+    stop = f"{until:.3f} s, where the video stops decoding ({result.uncovered_reason})"
+    if result.covered:
+        message = (
+            f"{where}: analysed up to {stop}; "
+            f"about {result.uncovered_samples} samples after it were not analysed"
+        )
+    else:
+        message = (
+            f"{where} lies after {stop}: "
+            f"not analysed (about {result.uncovered_samples} samples), its row left as it was"
+        )
+    return {
+        "segment_id": segment.id,
+        "start_ms": segment.start * 1000.0,
+        "end_ms": segment.end * 1000.0,
+        "decoded_until_s": round(until, 3),
+        "samples_not_analysed": result.uncovered_samples,
+        "segment_analysed": result.covered,
+        "message": message,
+    }
 
 
 def finish_job(ctx: ServiceContext, job_id: str, attempt_id: str | None = None) -> bool:
@@ -260,6 +319,10 @@ def finish_job(ctx: ServiceContext, job_id: str, attempt_id: str | None = None) 
     if job is None or job.status != "running" or any(c["state"] != "done" for c in chunks):
         return False
     writes = [SegmentWrite(**write) for c in chunks for write in c["result"]]
+    warnings = [warning for c in chunks for warning in c["warnings"] or []]
+    if not writes:
+        reason = "; ".join(w["message"] for w in warnings) or "no segment has a sample"
+        raise InputError(f"none of the candidate segments decodes: {reason}")
     stages = {"download": 0.0, "analyse": 0.0}
     for c in chunks:
         for stage, seconds in (c["stages"] or {}).items():
@@ -269,9 +332,12 @@ def finish_job(ctx: ServiceContext, job_id: str, attempt_id: str | None = None) 
     empty = [w.result_id for w in writes if w.summary["frames_with_face"] == 0]
     if empty:
         closing(f"WARNING: no face in any sampled frame of segments {empty}")
+    if warnings:
+        closing(f"WARNING: {len(warnings)} segments not wholly analysed: the video stops decoding early")
     closing(f"wrote {len(writes)} segments and video_ok in {sum(stages.values()):.1f} s")
     key = _upload_log(ctx, job, _job_log(ctx, job_id) + closing.text())
-    return ctx.db.write_results(
+    clock = time.perf_counter()
+    wrote = ctx.db.write_results(
         job_id=job_id,
         interview_id=job.interview_id,
         engine=job.engine or "",
@@ -281,7 +347,11 @@ def finish_job(ctx: ServiceContext, job_id: str, attempt_id: str | None = None) 
         stages=stages,
         attempt_id=attempt_id,
         log_key=key,
+        warnings=warnings,
     )
+    if wrote:  # the transaction's time, retries included (the job's stages hold its own clock)
+        observe_stage("write", time.perf_counter() - clock)
+    return wrote
 
 
 def fail_job(ctx: ServiceContext, job_id: str, kind: str, message: str, *, chunk_log: str = "") -> bool:
@@ -292,6 +362,27 @@ def fail_job(ctx: ServiceContext, job_id: str, kind: str, message: str, *, chunk
     assert job is not None
     _upload_log(ctx, job, _job_log(ctx, job_id) + chunk_log, record=True)
     return True
+
+
+def refuse_job(
+    ctx: ServiceContext, *, session_id: int, interview_id: int, model_type: str, exc: Exception
+) -> str:
+    """Record a request refused by the checks before a job could be queued (no video, no candidate
+    segments, bad segments) as a failed job of the interview, with its run log; returns its id."""
+    job_id = ctx.db.record_refused_job(
+        session_id=session_id,
+        interview_id=interview_id,
+        model_type=model_type,
+        error_kind=error_kind(exc),
+        error=str(exc),
+    )
+    job = ctx.db.job(job_id)
+    assert job is not None
+    log = RunLog()
+    log(f"job {job_id}: session {session_id}, interview {interview_id}, model_type {model_type}")
+    log(f"REFUSED before it ran ({job.error_kind}): {exc}")
+    _upload_log(ctx, job, log.text(), record=True)
+    return job_id
 
 
 def _job_log(ctx: ServiceContext, job_id: str) -> str:

@@ -20,7 +20,10 @@ from standardwebhooks import Webhook
 
 from video_emotions import __version__
 from video_emotions.context import ServiceContext
+from video_emotions.errors import InputError
 from video_emotions.jobs.records import job_document
+from video_emotions.observability.logs import job_context
+from video_emotions.outbound import UnresolvedHostError, check_outbound_url
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,11 @@ def signed_headers(secret: str, webhook_id: str, body: str, at: datetime) -> dic
 def deliver_webhook(ctx: ServiceContext, job_id: str) -> bool:
     """POST the job's record to its callback_url until it is taken or the attempts run out;
     returns whether the receiver took it (False too when the job has no callback_url)."""
+    with job_context(job_id):
+        return _deliver_webhook(ctx, job_id)
+
+
+def _deliver_webhook(ctx: ServiceContext, job_id: str) -> bool:
     job = ctx.db.job(job_id)
     if job is None or not job.callback_url:
         return False
@@ -68,6 +76,8 @@ def deliver_webhook(ctx: ServiceContext, job_id: str) -> bool:
     for attempt in range(1, attempts + 1):
         status, error = None, None
         try:
+            # Before each POST: the host's DNS answer may have changed since the job was queued.
+            check_outbound_url(job.callback_url, ctx.settings.outbound_allow, what="callback_url")
             response = httpx.post(
                 job.callback_url,
                 content=body,
@@ -75,6 +85,15 @@ def deliver_webhook(ctx: ServiceContext, job_id: str) -> bool:
                 timeout=ctx.settings.webhook_timeout,
             )
             status = response.status_code
+        except UnresolvedHostError as exc:
+            error = str(exc)  # DNS did not answer: a network error, tried again
+        except InputError as exc:
+            # The host now resolves where the service must not send: refused, not tried again.
+            ctx.db.record_delivery(
+                job_id, webhook_id=webhook_id, attempt=attempt, status_code=None, error=f"not sent: {exc}"
+            )
+            logger.warning("webhook of job %s not sent: %s", job_id, exc)
+            return False
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         ctx.db.record_delivery(

@@ -17,11 +17,13 @@ from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from video_emotions.errors import InputError, NotFoundError
+from video_emotions.errors import InputError, NotFoundError, ServiceUnavailableError
 
 #: Attempts per S3 request (botocore "standard" retries: connection errors, 5xx, throttling).
 S3_MAX_ATTEMPTS = 5
@@ -35,6 +37,10 @@ class BlobStore(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def put(self, key: str, data: bytes | Path) -> None: ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; nothing happens when there is none."""
+        ...
 
     def local_copy(self, key: str) -> Iterator[Path]:
         """A context manager giving a local file with the object's bytes, removed afterwards if temporary."""
@@ -52,6 +58,7 @@ class LocalBlobStore:
     """A bucket as a folder: ``ROOT/BUCKET/KEY``."""
 
     def __init__(self, root: Path, bucket: str) -> None:
+        self.bucket = bucket
         self.folder = Path(root) / bucket
 
     def _path(self, key: str) -> Path:
@@ -63,8 +70,12 @@ class LocalBlobStore:
     def get(self, key: str) -> bytes:
         path = self._path(key)
         if not path.is_file():
-            raise NotFoundError(f"no object {key!r} in {self.folder}")
+            raise self._missing(key)
         return path.read_bytes()
+
+    def _missing(self, key: str) -> NotFoundError:
+        # The bucket's name, not its folder: messages reach callers, server paths must not.
+        return NotFoundError(f"no object {key!r} in bucket {self.bucket}")
 
     def put(self, key: str, data: bytes | Path) -> None:
         path = self._path(key)
@@ -76,11 +87,14 @@ class LocalBlobStore:
             partial.write_bytes(data)
         partial.replace(path)
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
         path = self._path(key)
         if not path.is_file():
-            raise NotFoundError(f"no object {key!r} in {self.folder}")
+            raise self._missing(key)
         yield path
 
 
@@ -125,31 +139,50 @@ class S3BlobStore:
     def _missing(self, key: str) -> NotFoundError:
         return NotFoundError(f"no object {key!r} in s3://{self.bucket}")
 
-    def exists(self, key: str) -> bool:
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """The store unreachable (after botocore's retries), or answering 5xx: try again later."""
         try:
-            self.client.head_object(Bucket=self.bucket, Key=_checked_key(key))
+            yield
+        except (BotoConnectionError, HTTPClientError, S3UploadFailedError) as exc:
+            raise ServiceUnavailableError(f"storage s3://{self.bucket} does not answer: {exc}") from exc
         except ClientError as exc:
-            if _not_found(exc):
-                return False
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+                raise ServiceUnavailableError(f"storage s3://{self.bucket} fails: {exc}") from exc
             raise
+
+    def exists(self, key: str) -> bool:
+        with self._answering():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=_checked_key(key))
+            except ClientError as exc:
+                if _not_found(exc):
+                    return False
+                raise
         return True
 
     def get(self, key: str) -> bytes:
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=_checked_key(key))
-        except ClientError as exc:
-            if _not_found(exc):
-                raise self._missing(key) from exc
-            raise
-        return response["Body"].read()
+        with self._answering():
+            try:
+                response = self.client.get_object(Bucket=self.bucket, Key=_checked_key(key))
+            except ClientError as exc:
+                if _not_found(exc):
+                    raise self._missing(key) from exc
+                raise
+            return response["Body"].read()
 
     def put(self, key: str, data: bytes | Path) -> None:
         """Store bytes, or a file (multipart above the part size, streamed from disk)."""
         key = _checked_key(key)
-        if isinstance(data, Path):
-            self.client.upload_file(str(data), self.bucket, key, Config=self.transfer)
-        else:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        with self._answering():
+            if isinstance(data, Path):
+                self.client.upload_file(str(data), self.bucket, key, Config=self.transfer)
+            else:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def delete(self, key: str) -> None:
+        with self._answering():
+            self.client.delete_object(Bucket=self.bucket, Key=_checked_key(key))
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -162,7 +195,7 @@ class S3BlobStore:
         handle, name = tempfile.mkstemp(prefix="video-emotions-", suffix=Path(key).suffix)
         path = Path(name)
         try:
-            with os.fdopen(handle, "wb") as out:
+            with os.fdopen(handle, "wb") as out, self._answering():
                 try:
                     self.client.download_fileobj(self.bucket, key, out, Config=self.transfer)
                 except ClientError as exc:

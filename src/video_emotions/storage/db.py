@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from video_emotions.domain import Segment
-from video_emotions.errors import ServiceUnavailableError, VideoEmotionsError
+from video_emotions.errors import ConflictError, ServiceUnavailableError, VideoEmotionsError
 from video_emotions.storage import migrations, schema
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ DB_ATTEMPTS = 3
 #: PostgreSQL error codes worth another try: serialization failure, deadlock, server shutting down
 #: or restarting (``pg_terminate_backend`` too). Class 08 (connection exceptions) counts as well.
 TRANSIENT_SQLSTATES = {"40001", "40P01", "57P01", "57P02", "57P03"}
+
+
+#: Seconds to wait for a PostgreSQL connection.
+PG_CONNECT_TIMEOUT_S = 5
 
 
 class TransientDatabaseError(ServiceUnavailableError):
@@ -94,6 +98,7 @@ class JobRecord:
     callback_url: str | None
     active_key: str | None
     stages: dict[str, float] | None
+    warnings: list[dict[str, Any]] | None
 
     @property
     def active(self) -> bool:
@@ -184,7 +189,14 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     # Pre-ping: a pooled connection that the server (or Supabase's pooler) closed is replaced
     # before use; recycle: connections older than 30 min are not kept to meet idle timeouts.
-    return create_engine(parsed, pool_pre_ping=True, pool_recycle=1800, hide_parameters=True)
+    # connect_timeout: an unreachable server fails a request in seconds, not the TCP timeout.
+    return create_engine(
+        parsed,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        hide_parameters=True,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+    )
 
 
 def _skip_given_ids(conn: Connection, table: Table) -> None:
@@ -234,6 +246,16 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> str | None:
+        """None when the database answers, else why not (one line, no credentials)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except DBAPIError as exc:
+            first = str(exc.orig or exc).strip().splitlines()
+            return f"the database does not answer: {first[0] if first else type(exc).__name__}"
+        return None
+
     # Interviewz data -------------------------------------------------------------------------
 
     def interview(self, interview_id: int) -> dict[str, Any] | None:
@@ -272,6 +294,15 @@ class Database:
             ).all()
         return [dict(row._mapping) for row in rows]
 
+    def result_owners(self, result_ids: Sequence[int]) -> dict[int, int | None]:
+        """Which of these ``results`` ids exist already, and the interview each belongs to."""
+        if not result_ids:
+            return {}
+        r = schema.results.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(r.id, r.interview_id).where(r.id.in_(list(result_ids)))).all()
+        return {row.id: row.interview_id for row in rows}
+
     def ingest(
         self,
         *,
@@ -286,6 +317,16 @@ class Database:
         On PostgreSQL the tables' id sequences are moved past the ids given here, so that the
         application's own inserts that follow do not collide with them.
         """
+        try:
+            return self._ingest(session_id, interview_id, segments, session_name)
+        except IntegrityError as exc:  # a concurrent ingest took an id between the checks and here
+            raise ConflictError(
+                f"interview {interview_id} or one of its segment ids is already in use; nothing was written"
+            ) from exc
+
+    def _ingest(
+        self, session_id: int, interview_id: int, segments: Sequence[Segment], session_name: str | None
+    ) -> list[int]:
         with self.engine.begin() as conn:
             if not conn.execute(
                 select(schema.sessions.c.id).where(schema.sessions.c.id == session_id)
@@ -324,6 +365,7 @@ class Database:
         stages: dict[str, float] | None = None,
         attempt_id: str | None = None,
         log_key: str | None = None,
+        warnings: list[dict[str, Any]] | None = None,
     ) -> bool:
         """Write every segment, set ``video_ok`` and close the job, all in one transaction.
 
@@ -399,6 +441,7 @@ class Database:
                         segments=len(writes),
                         stages={**(stages or {}), "write": round(time.perf_counter() - clock, 3)},
                         log_key=log_key,
+                        warnings=warnings or None,
                     )
                 )
                 return True
@@ -477,6 +520,32 @@ class Database:
                     return existing, False
                 # The equal job ended between our insert and our look: try again.
         raise TransientDatabaseError(f"could not queue a job for interview {interview_id}")
+
+    def record_refused_job(
+        self, *, session_id: int, interview_id: int, model_type: str, error_kind: str, error: str
+    ) -> str:
+        """A job that failed before it could be queued (its request was refused): no chunks."""
+        job_id = str(uuid.uuid4())
+        now = utcnow()
+
+        def apply() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(schema.jobs).values(
+                        id=job_id,
+                        session_id=session_id,
+                        interview_id=interview_id,
+                        model_type=model_type,
+                        status="failed",
+                        error_kind=error_kind,
+                        error=error,
+                        created_at=now,
+                        finished_at=now,
+                    )
+                )
+
+        retrying(apply, what=f"recording a refused request for interview {interview_id}")
+        return job_id
 
     def update_job(self, job_id: str, **values: Any) -> None:
         """Set fields of a job record; retried on transient faults (setting them twice is harmless)."""
@@ -613,7 +682,14 @@ class Database:
             return conn.execute(select(schema.jobs.c.status).where(schema.jobs.c.id == job_id)).scalar()
 
     def store_chunk(
-        self, job_id: str, chunk: int, *, result: list[dict[str, Any]], log: str, stages: dict[str, float]
+        self,
+        job_id: str,
+        chunk: int,
+        *,
+        result: list[dict[str, Any]],
+        log: str,
+        stages: dict[str, float],
+        warnings: list[dict[str, Any]] | None = None,
     ) -> int:
         """Keep a chunk's results until every chunk is in (the first to finish a chunk wins; a
         redelivered run of it changes nothing); returns how many chunks are still pending."""
@@ -629,6 +705,7 @@ class Database:
                         result=result,
                         log=log,
                         stages=stages,
+                        warnings=warnings or None,
                         finished_at=utcnow(),
                         samples_done=sum(len(write["frames"]) for write in result),
                         samples_expected=sum(len(write["frames"]) for write in result),
@@ -690,6 +767,13 @@ class Database:
                 .offset(offset)
             ).all()
         return [JobRecord(**row._mapping) for row in rows], total
+
+    def job_counts(self) -> dict[str, int]:
+        """How many jobs there are in each state (only the states that have any)."""
+        j = schema.jobs.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(j.status, func.count()).group_by(j.status)).all()
+        return {status: count for status, count in rows}
 
     def unfinished_jobs(self) -> list[str]:
         """Jobs left queued or running (by a crash, or a stop), oldest first."""

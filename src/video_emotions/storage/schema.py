@@ -110,6 +110,7 @@ jobs = Table(
     # both create an active job, whichever process takes them.
     Column("active_key", String(200)),
     Column("stages", Json),  # seconds per stage: download, analyse (decode and inference), write
+    Column("warnings", Json),  # what the run could not cover (a recording cut short), and why
     UniqueConstraint("active_key", name="uq_ve_jobs_active_key"),
 )
 
@@ -128,6 +129,7 @@ job_chunks = Table(
     Column("result", Json),  # the chunk's segment writes, kept until every chunk is in
     Column("log", Text),
     Column("stages", Json),
+    Column("warnings", Json),
     Column("finished_at", DateTime(timezone=True)),
 )
 

@@ -19,6 +19,10 @@ frames as decoding everything would, for a fraction of the cost:
   is decoded with ``skip_frame = "NONREF"``: the decoder drops it when no other frame refers
   to it. Every frame the rule may take is decoded, so the samples stay exact;
 - only the samples are converted to RGB arrays.
+
+A recording cut short (its index lists more frames than the file holds, or decoding fails part
+way) is sampled as far as it decodes: the last frame that decodes is the end of the video for
+the rule, and :class:`Coverage` says where that was, so that the caller can report the rest.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import numpy as np
 from av.container import InputContainer
 from av.packet import Packet
 from av.video.frame import VideoFrame
@@ -38,6 +43,9 @@ from av.video.stream import VideoStream
 
 from video_emotions.domain import Sample, Segment
 from video_emotions.errors import InputError, NotFoundError
+
+#: The largest frame (width x height) a video may declare by default: 4096x2304, above 4K UHD.
+MAX_PIXELS = 4096 * 2304
 
 #: Without a keyframe index, seek forward only over gaps longer than this (seconds).
 SEEK_GAP_S = 3.0
@@ -69,11 +77,26 @@ class VideoInfo:
     frame_count: int | None
 
 
-def probe(path: Path) -> VideoInfo:
-    """Read a video's header and decode its first frame, so that a file that is no video fails here."""
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        info = _info(container, stream)
+@dataclass
+class Coverage:
+    """Filled in by :func:`sample_frames`: where a video that ends early stops decoding.
+
+    ``decoded_until`` is the time of the last frame that decodes (None: the video decoded to
+    its end), ``reason`` why decoding stopped there.
+    """
+
+    decoded_until: float | None = None
+    reason: str | None = None
+
+
+def probe(path: Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
+    """Read a video's header and decode its first frame, so that a file that is no video fails here.
+
+    A header declaring frames of more than ``max_pixels`` is refused before anything is decoded.
+    """
+    with _open(path, max_pixels) as container:
+        stream = _video_stream(container, path, max_pixels)
+        info = _info(container, stream, path, max_pixels)
         try:
             first = next(container.decode(stream), None)
         except av.FFmpegError as err:
@@ -100,8 +123,8 @@ def validate_segments(segments: Sequence[Segment], info: VideoInfo) -> None:
             raise InputError(f"segment {segment.id} ends at {end:.3f} s, not after its start {start:.3f} s")
         if start >= info.duration:
             raise InputError(
-                f"segment {segment.id} starts at {start:.3f} s, at or after the end of the video "
-                f"({info.duration:.3f} s); segment times are in seconds"
+                f"segment {segment.id} starts at {start * 1000:.0f} ms ({start:.3f} s), at or after the end "
+                f"of the video ({info.duration:.3f} s); the results table holds milliseconds"
             )
         if segment.id in seen:
             raise InputError(f"segment {segment.id} is given twice")
@@ -131,24 +154,34 @@ def sample_frames(
     *,
     threads: int = 0,
     skip_nonref: bool = True,
+    coverage: Coverage | None = None,
+    max_pixels: int = MAX_PIXELS,
 ) -> Iterator[Sample]:
     """Decode the samples of every segment in one ordered pass.
 
     Segments come in order of start (ties by id); a segment's samples come in time order with
     ``index`` counting from 0. ``threads`` is the decoder's thread count (0: one per core).
     ``skip_nonref=False`` decodes every frame; the samples are the same, only slower.
+    A video that ends before its header says is sampled up to its last frame that decodes;
+    ``coverage`` then says where that was, and segments starting after it have no samples.
     This is a generator: a missing file, a bad video or bad segments raise on the first ``next()``.
     """
     _check_interval(interval)
-    with _open(path) as container:
-        stream = _video_stream(container, path)
-        info = _info(container, stream)
+    with _open(path, max_pixels) as container:
+        stream = _video_stream(container, path, max_pixels)
+        info = _info(container, stream, path, max_pixels)
         validate_segments(segments, info)
         stream.thread_type = "AUTO"
         stream.thread_count = threads
-        decoding = _Pass(path, container, stream, info, interval, skip_nonref=skip_nonref)
+        decoding = _Pass(
+            path, container, stream, info, interval, skip_nonref=skip_nonref, max_pixels=max_pixels
+        )
         for segment in sorted(segments, key=lambda s: (s.start, s.id)):
+            if decoding.decoded_until is not None and segment.start > decoding.decoded_until + _EPS:
+                continue  # past the last frame that decodes
             yield from decoding.samples(segment)
+            if coverage is not None and decoding.decoded_until is not None:
+                coverage.decoded_until, coverage.reason = decoding.decoded_until, decoding.end_reason
 
 
 class _Verdict(enum.Enum):
@@ -199,8 +232,14 @@ class _Pass:
         interval: float,
         *,
         skip_nonref: bool,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         self._path = path
+        self._max_pixels = max_pixels
+        # The duration the header declares, and how far before it the last frame may lie (one
+        # frame's time, in a file that does not lie; a second or two frames here).
+        self._declared = info.duration
+        self._slack = max(_TAIL_S, 2 / info.fps) if info.fps > 0 else _TAIL_S
         self._container = container
         self._stream = stream
         self._codec = stream.codec_context
@@ -222,6 +261,9 @@ class _Pass:
         self._last: _DecodedFrame | None = None  # the latest decoded frame
         self._prev_time: float | None = -math.inf  # the one before it; None: unknown (after a seek)
         self._max_skipped = -math.inf  # the latest packet sent with NONREF since the last seek
+        #: The last frame that decodes, once the file was seen to end early (None until then).
+        self.decoded_until: float | None = None
+        self.end_reason: str | None = None
 
     def samples(self, segment: Segment) -> Iterator[Sample]:
         rule = self._rule = _Rule(segment, self._interval)
@@ -231,7 +273,7 @@ class _Pass:
             time, frame = decoded
             verdict = rule.offer(time)
             if verdict is not _Verdict.SKIP:
-                yield Sample(segment.id, index, time, frame.to_ndarray(format="rgb24"))
+                yield Sample(segment.id, index, time, _image(frame))
                 index += 1
             if verdict is _Verdict.CLOSE:
                 return
@@ -239,10 +281,16 @@ class _Pass:
                 self._seek(rule.threshold)
         # A cut file may just end: the decoder can drop its partial last packet quietly.
         if self._read_dts < self._final_dts:
-            raise self._broken("the file ends before the last frame its index lists")
+            self._ended_early("the file ends before the last frame its index lists")
+        elif self._last is not None and self._last[0] < self._declared - self._slack < math.inf:
+            # Frames ending well before the header says (a header that lies): the rest is reported
+            # as for a cut file, and a segment after the last frame is not closed by a frame before it.
+            self._ended_early(f"its last frame; its header declares {self._declared:.3f} s")
+        if self.decoded_until is not None and segment.start > self.decoded_until + _EPS:
+            return  # the segment lies past the last frame that decodes: nothing closes it
         if self._last is not None and rule.wants_last_frame():
             time, frame = self._last
-            yield Sample(segment.id, index, time, frame.to_ndarray(format="rgb24"))
+            yield Sample(segment.id, index, time, _image(frame))
 
     def _position_for(self, start: float) -> None:
         """Make the first frame at or after ``start`` in ``self._frames`` the rule's first frame."""
@@ -294,6 +342,8 @@ class _Pass:
             self._prev_time = -math.inf if from_origin else None
             self._max_skipped = -math.inf
             first = next(self._frames, None)
+            if first is None and self.decoded_until is not None:
+                return  # the video stops decoding before ``start``
             if from_origin or (first is not None and first[0] < start + _EPS):
                 if first is not None:
                     self._frames = itertools.chain([first], self._frames)
@@ -309,13 +359,31 @@ class _Pass:
                         self._reorder = max(self._reorder, packet.pts - packet.dts)
                 self._choose_skip(packet)
                 for frame in self._codec.decode(packet):
+                    if frame.width * frame.height > self._max_pixels:  # grown part way (a new SPS)
+                        self._ended_early(self._grown(frame.width, frame.height))
+                        return
                     time = self._frame_time(frame)
                     if self._last is not None:
                         self._prev_time = self._last[0]
                     self._last = (time, frame)
                     yield self._last
         except av.FFmpegError as err:
-            raise self._broken(err) from err
+            # The video ends here for the rule (the header decoded: it is a video): what decoded
+            # so far stands, and the rest is reported.
+            width, height = self._codec.width, self._codec.height
+            too_big = width * height > self._max_pixels  # the decoder refused frames grown too big
+            self._ended_early(self._grown(width, height) if too_big else _reason(err))
+
+    def _grown(self, width: int, height: int) -> str:
+        """Why the video ends where its frames grow past the limit its header was checked for."""
+        limit = self._max_pixels
+        return f"its frames grow to {width}x{height}, over the {limit} pixels VE_MAX_VIDEO_PIXELS allows"
+
+    def _ended_early(self, reason: str) -> None:
+        """The video ends (for the rule) at the last frame decoded: remember where, and why."""
+        end = self._last[0] if self._last is not None else self._position()
+        if self.decoded_until is None or end > self.decoded_until:
+            self.decoded_until, self.end_reason = end, reason
 
     def _choose_skip(self, packet: Packet) -> None:
         """Let the decoder drop this packet's frame if it is a non-reference frame the rule cannot take."""
@@ -347,7 +415,16 @@ class _Pass:
         return max(0.0, self._time(self._read_dts)) if math.isfinite(self._read_dts) else 0.0
 
     def _broken(self, reason: object) -> InputError:
-        return InputError(f"{self._path.name} stops decoding at {self._position():.3f} s: {reason}")
+        return InputError(f"{self._path.name} stops decoding at {self._position():.3f} s: {_reason(reason)}")
+
+
+def _image(frame: VideoFrame) -> np.ndarray:
+    """The frame as RGB, turned as its display matrix says (a phone held upright stores its frames
+    sideways): the face upright, as the models expect it."""
+    image = frame.to_ndarray(format="rgb24")
+    # Counterclockwise quarter turns (PyAV before 14 does not say: none); flips are not applied.
+    turns = round(getattr(frame, "rotation", 0) / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
 def _check_interval(interval: float) -> None:
@@ -355,22 +432,40 @@ def _check_interval(interval: float) -> None:
         raise InputError(f"the sampling interval must be a positive number of seconds (got {interval})")
 
 
-def _open(path: Path) -> InputContainer:
+def _decoder_limits(max_pixels: int) -> dict[str, str]:
+    """Decoder options: refuse to allocate frames of more than twice ``max_pixels`` (FFmpeg's limit,
+    an int, counts the buffer: rows aligned, whole macroblocks; the frames are held to the limit
+    itself as they come out)."""
+    return {"max_pixels": str(min(2 * max_pixels, 2**31 - 1))}
+
+
+def _open(path: Path, max_pixels: int) -> InputContainer:
     if not path.is_file():
-        raise NotFoundError(f"video {path} does not exist")
+        raise NotFoundError(f"video {path.name} does not exist")
     try:
-        return av.open(str(path))
+        # Opening decodes a frame of each stream (to learn its pixel format): the size limit holds
+        # for it too, else a header declaring 16000x16000 costs about 700 MB before it is refused.
+        return av.open(str(path), options=_decoder_limits(max_pixels))
     except av.FFmpegError as err:
         raise _not_video(path, err) from err
 
 
-def _video_stream(container: InputContainer, path: Path) -> VideoStream:
+def _video_stream(container: InputContainer, path: Path, max_pixels: int) -> VideoStream:
+    """The first video stream, its decoder refusing frames well over ``max_pixels``: a stream whose
+    frames grow part way (a new SPS) must not get past the limit its header was checked for."""
     if not container.streams.video:
         raise _not_video(path, "no video stream")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    stream.codec_context.options = _decoder_limits(max_pixels)
+    return stream
 
 
-def _info(container: InputContainer, stream: VideoStream) -> VideoInfo:
+def _info(container: InputContainer, stream: VideoStream, path: Path, max_pixels: int) -> VideoInfo:
+    if stream.width * stream.height > max_pixels or not (stream.width and stream.height):
+        raise InputError(
+            f"{path.name} declares {stream.width}x{stream.height} frames: not between 1 pixel and "
+            f"{max_pixels} (VE_MAX_VIDEO_PIXELS)"
+        )
     if stream.duration:
         duration = float(stream.duration * stream.time_base)
     elif container.duration:
@@ -388,4 +483,11 @@ def _info(container: InputContainer, stream: VideoStream) -> VideoInfo:
 
 
 def _not_video(path: Path, reason: object) -> InputError:
-    return InputError(f"{path.name} does not decode as video: {reason}")
+    return InputError(f"{path.name} does not decode as video: {_reason(reason)}")
+
+
+def _reason(reason: object) -> str:
+    """FFmpeg's message without the file's path (messages reach callers; server paths must not)."""
+    if isinstance(reason, av.FFmpegError):
+        return reason.strerror or type(reason).__name__
+    return str(reason)

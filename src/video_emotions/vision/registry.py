@@ -209,8 +209,27 @@ def _identify_yolo_local(settings: Settings) -> EngineIdentity:
     return EngineIdentity("yolo_local", path.name, file_sha256(path), _crop_details(settings))
 
 
+@lru_cache(maxsize=8)
+def _remote_url_refused(url: str, allow: str, _period: int) -> str | None:
+    """Why the service may not send to ``url`` (see :mod:`video_emotions.outbound`), or None; asked
+    again in each PROBE_TTL_S period, as a DNS answer may change. A host that does not resolve is
+    no refusal: the probe then finds the endpoint unreachable, and yolo falls back to yolo_local."""
+    from video_emotions.outbound import UnresolvedHostError, check_outbound_url
+
+    try:
+        check_outbound_url(url, allow, what="VE_REMOTE_URL")
+    except UnresolvedHostError:
+        return None
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
 def _yolo_cloud_unavailable(settings: Settings) -> str | None:
-    return None if settings.remote_url else "needs VE_REMOTE_URL (a Vertex-style prediction endpoint)"
+    if not settings.remote_url:
+        return "needs VE_REMOTE_URL (a Vertex-style prediction endpoint)"
+    period = int(time.monotonic() // PROBE_TTL_S)
+    return _remote_url_refused(settings.remote_url, settings.outbound_allow, period)
 
 
 def _load_yolo_cloud(settings: Settings) -> EmotionEngine:
@@ -347,20 +366,23 @@ class ModelRegistry:
         if name not in ("yolo", "yolo_cloud"):
             reason = MODELS[name].unavailable(self.settings)
             return Route(name) if reason is None else reason + hint
-        cloud = _yolo_cloud_unavailable(self.settings) or self._cloud_silence()
+        setting = _yolo_cloud_unavailable(self.settings)  # VE_REMOTE_URL missing or refused
+        cloud = setting or self._cloud_silence()
         if cloud is None:
             if name == "yolo":
                 return Route(
                     "yolo_cloud", "model_type 'yolo' is served by yolo_cloud (VE_REMOTE_URL answers)"
                 )
             return Route("yolo_cloud")
-        if name == "yolo_cloud" and not self.settings.remote_url:
+        if name == "yolo_cloud" and setting is not None:
             return cloud
         local = _yolo_local_unavailable(self.settings)
         if local is not None:
             return f"yolo_cloud: {cloud}; yolo_local: {local}{hint}"
-        if self.settings.remote_url:
+        if setting is None:
             return Route("yolo_local", f"yolo_cloud unreachable ({cloud}): fell back to yolo_local")
+        if self.settings.remote_url:
+            return Route("yolo_local", f"model_type 'yolo' is served by yolo_local (yolo_cloud: {setting})")
         return Route("yolo_local", "model_type 'yolo' is served by yolo_local (VE_REMOTE_URL is not set)")
 
     def _fallback(self, name: str, reason: str) -> Route | None:

@@ -1,0 +1,324 @@
+"""The bodies the API answers, as Pydantic models for its OpenAPI document.
+
+The routes build their JSON as they always have; these models only say what it is. Errors answer
+``{"detail": "<what is wrong and what to do>"}`` (``app.py``'s ``_known_error``); a request that
+does not fit its parameters or body answers 422 with Pydantic's ``errors`` besides
+(``_invalid_request``), not FastAPI's default ``HTTPValidationError`` shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from copy import deepcopy
+from typing import Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+#: Documented as a string: ISO 8601 in UTC; the embedded SQLite database gives it without an offset.
+Timestamp = str
+
+
+class ErrorBody(BaseModel):
+    """An error: what is wrong and what to do about it."""
+
+    detail: str
+
+
+class AnalysisErrorBody(ErrorBody):
+    """An error of ``/analyse_video``: with the job that failed when the request got as far as one."""
+
+    job_id: str | None = Field(None, description="The job that failed; absent when none was queued.")
+
+
+class ValidationProblem(BaseModel):
+    """One of Pydantic's validation errors (``input`` and ``ctx`` too, when it has them)."""
+
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorBody(ErrorBody):
+    """A request that does not fit its parameters or body: every problem in ``detail`` and ``errors``."""
+
+    errors: list[ValidationProblem]
+
+
+class StatusBody(BaseModel):
+    status: Literal["ok"]
+
+
+#: Ids are PostgreSQL bigints: a larger one names nothing, and the databases cannot take it.
+MAX_ID = 2**63 - 1
+
+
+DESCRIPTIONS = {
+    400: "The body cannot be read as JSON (not UTF-8, say).",
+    401: "No API key, or one the service does not know (when VE_API_KEYS is set).",
+    404: "What the request names does not exist.",
+    409: "The job is not in a state that allows it.",
+    422: "The request does not fit its parameters or body.",
+    500: "The analysis failed with an internal error.",
+    503: "A part the service needs (database, broker) does not answer; try again later.",
+}
+
+
+def errors(
+    *codes: int, body: type[ErrorBody] = ErrorBody, checked: str | None = None
+) -> dict[int | str, Any]:
+    """``responses=`` for these error statuses, each with its body. ``checked``: the 422 also answers
+    the request's data failing a check (``{"detail"}`` without ``errors``): says which."""
+    responses: dict[int | str, Any] = {}
+    for code in codes:
+        if code == 422:
+            model: Any = ValidationErrorBody | body if checked else ValidationErrorBody
+            description = DESCRIPTIONS[422] + (f" Also: {checked}" if checked else "")
+            responses[code] = {"model": model, "description": description}
+        else:
+            responses[code] = {"model": body, "description": DESCRIPTIONS[code]}
+    return responses
+
+
+# Job records ------------------------------------------------------------------------------------
+
+
+class AnalysisParameters(BaseModel):
+    interval: float | None = Field(description="Seconds between samples.")
+    classifier: str | None
+    fingerprint: str | None = Field(description="What decides the results: engine, files, settings, segments")
+
+
+class Counts(BaseModel):
+    done: int
+    expected: int
+
+
+class SegmentCounts(BaseModel):
+    done: int
+    total: int
+
+
+class JobError(BaseModel):
+    kind: str | None
+    message: str | None
+
+
+class Attempt(BaseModel):
+    chunk: int
+    number: int
+    worker: str
+    outcome: str = Field(description="running, succeeded, failed, lost or cancelled.")
+    error_kind: str | None
+    error: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
+
+
+class Delivery(BaseModel):
+    webhook_id: str
+    attempt: int
+    at: Timestamp
+    status_code: int | None
+    error: str | None
+
+
+class AnalysisRecord(BaseModel):
+    """A job as ``/v1/analyses`` shows it (``jobs/records.py``'s ``job_document``). Times are ISO 8601
+    strings in UTC (without an offset on the embedded SQLite database)."""
+
+    id: str
+    session_id: int
+    interview_id: int
+    model_type: str = Field(description="The model_type asked for.")
+    engine: str | None = Field(description="The engine that runs it.")
+    note: str | None = Field(description="Why the engine is not the one model_type names.")
+    model_file: str | None
+    model_sha256: str | None
+    parameters: AnalysisParameters
+    state: JobState
+    progress: float = Field(ge=0, le=1, description="Samples done of expected; 1 once it succeeded.")
+    samples: Counts
+    segments: SegmentCounts
+    chunks: int
+    stages: dict[str, float] = Field(description="Seconds per stage: download, analyse, write.")
+    error: JobError | None = Field(description="Set when the job failed.")
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, description="What the run could not cover (a recording cut short)."
+    )
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    caller_left_at: Timestamp | None
+    attempt_count: int
+    workers: list[str]
+    attempts: list[Attempt]
+    callback_url: str | None
+    log_key: str | None
+    deliveries: list[Delivery]
+
+
+class AnalysisPage(BaseModel):
+    items: list[AnalysisRecord]
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(description="The following page's URL; null on the last page.")
+
+
+class LegacyJob(BaseModel):
+    """A job as ``GET /v1/jobs/{job_id}`` shows it: ``status`` is ``done`` for a job that succeeded.
+    Times as in ``AnalysisRecord``."""
+
+    id: str
+    session_id: int
+    interview_id: int
+    model_type: str
+    engine: str | None
+    model_file: str | None
+    model_sha256: str | None
+    note: str | None
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    error_kind: str | None
+    error: str | None
+    segments: int | None
+    log_key: str | None
+    fingerprint: str | None
+    caller_left_at: Timestamp | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    interval: float | None
+    classifier: str | None
+    callback_url: str | None
+    active_key: str | None
+    stages: dict[str, float] | None
+    warnings: list[dict[str, Any]] | None = None
+
+
+# Results and models -----------------------------------------------------------------------------
+
+
+class SegmentSummary(BaseModel):
+    """A segment's expression estimates condensed (README, "The summary of a segment")."""
+
+    frames: int
+    frames_with_face: int
+    usable_share: float
+    dominant: str | None
+    neutral_share: float | None
+    leading_expression: str | None
+    leading_share: float | None
+    mean: dict[str, float] | None
+
+
+class SegmentEmotions(BaseModel):
+    result_id: int
+    start_ms: float
+    end_ms: float
+    engine: str
+    model_file: str | None
+    model_sha256: str | None
+    job_id: str
+    summary: SegmentSummary
+    video_emotions: dict[str, dict[str, float]] | None = Field(description="The legacy JSON of the row.")
+    frames: list[dict[str, Any]] | None = Field(
+        None, description="With frames=true: per frame its time, faces, box, detector score, emotions."
+    )
+
+
+class InterviewEmotions(BaseModel):
+    interview_id: int
+    session_id: int | None
+    video_ok: bool
+    segments: list[SegmentEmotions]
+    segments_without_face: list[int]
+    warnings: list[dict[str, Any]] = Field(
+        default_factory=list, description="What the newest run could not cover: segments, samples, why."
+    )
+
+
+class ModelInfo(BaseModel):
+    name: str
+    description: str
+    available: bool
+    reason: str | None = Field(description="Why it is not available.")
+    served_by: str | None = Field(description="The engine a request for it runs now; null when refused.")
+    note: str | None
+
+
+class ModelsBody(BaseModel):
+    default: str
+    aliases: dict[str, str]
+    models: list[ModelInfo]
+
+
+class PredictResponse(BaseModel):
+    """Vertex AI's prediction answer: per instance the seven probabilities, or the no-face marker."""
+
+    predictions: list[dict[str, float]]
+    deployedModelId: str
+    model: str | None
+    modelVersionId: str | None
+
+
+# The document -----------------------------------------------------------------------------------
+
+
+def _tidy(document: dict[str, Any]) -> dict[str, Any]:
+    """A declared model replaces the generic ``dict`` schema FastAPI gives a route's annotation, and
+    FastAPI's own 422 (``HTTPValidationError``, a shape we never answer) goes: every route declares
+    the 422 it gives."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if default_422.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            for response in responses.values():
+                for content in response.get("content", {}).values():
+                    schema = content.get("schema", {})
+                    if "$ref" in schema or "anyOf" in schema:
+                        for key in ("type", "additionalProperties", "title"):
+                            schema.pop(key, None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Make ``app.openapi()`` (and so ``/openapi.json``) the tidied document, built once."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _tidy(deepcopy(generate()))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def json_safe_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic's errors as JSON can hold them: an ``input`` it cannot (NaN, infinity, bytes) as its
+    repr, a ``ctx`` value it cannot (an exception) as its text."""
+    safe = []
+    for error in errors:
+        item = dict(error)
+        if "input" in item and not _json_safe(item["input"]):
+            item["input"] = repr(item["input"])
+        if "ctx" in item:
+            item["ctx"] = {key: v if _json_safe(v) else str(v) for key, v in dict(item["ctx"]).items()}
+        safe.append(item)
+    return safe
