@@ -1,4 +1,5 @@
-"""Command line: analyse | ingest | serve | worker | jobs | keys | models | db | eval | eval-clips."""
+"""Command line: analyse | ingest | report | serve | worker | jobs | keys | models | db | eval |
+eval-clips."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def analyse(
     interval: Annotated[float | None, typer.Option(help="Seconds between samples (default 1).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write results to FILE.json or FILE.csv.")] = None,
     model: Annotated[str | None, typer.Option(help="model_type to use.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the expression timeline to FILE.png.")] = None,
 ) -> None:
     """Analyse a local video; prints (or writes) the legacy JSON per segment with summaries."""
     from video_emotions.analysis import analyse_video
@@ -79,6 +81,14 @@ def analyse(
             )
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
+    if plot is not None:
+        from video_emotions.reports.plot import plot_timeline
+
+        try:
+            plot_timeline(results, plot)
+        except OSError as exc:
+            raise fail(VideoEmotionsError(f"--plot {plot}: {exc.strerror or exc}")) from exc
+        console.print(f"wrote {plot}")
     if out is not None and out.suffix.lower() == ".csv":
         out.write_text(segments_csv(results))
         console.print(f"wrote {out}")
@@ -134,6 +144,27 @@ def ingest(
     console.print(
         f"interview {interview} (session {session}): video at {done.key}, results rows {done.result_ids}"
     )
+
+
+@app.command()
+def report(
+    interview_id: Annotated[int, typer.Argument(help="The interview's id.", min=1)],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write one standalone HTML report of an analysed interview: timeline, segment table, engine.
+
+    Everything is inlined (plotly.js too): it opens offline and can be attached to a message.
+    """
+    from video_emotions.context import ServiceContext
+    from video_emotions.reports.report import write_report
+
+    try:
+        write_report(ServiceContext.from_settings(get_settings()), interview_id, out)
+    except VideoEmotionsError as exc:
+        raise fail(exc) from exc
+    except OSError as exc:
+        raise fail(VideoEmotionsError(f"--out {out}: {exc.strerror or exc}")) from exc
+    console.print(f"wrote {out}")
 
 
 @app.command()

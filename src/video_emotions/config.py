@@ -133,6 +133,9 @@ class Settings(BaseSettings):
         "public addresses, comma-separated, e.g. '127.0.0.1,10.0.0.0/8'.",
     )
     max_request_mb: float = Field(32.0, gt=0, description="Largest request body accepted, in MB.")
+    max_upload_mb: float = Field(
+        2048.0, gt=0, description="Largest video upload (POST /v1/interviews) accepted, in MB."
+    )
     max_video_pixels: int = Field(
         4096 * 2304, ge=1, description="Largest frame (width x height) a video may declare; more is refused."
     )

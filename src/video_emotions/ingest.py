@@ -5,6 +5,7 @@ removed again when the database refuses the rows)."""
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +14,25 @@ from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.errors import ConflictError, InputError
 from video_emotions.storage.blobs import video_key
-from video_emotions.video.sampler import probe
+from video_emotions.video.sampler import VideoInfo, packets_end, probe
 
 logger = logging.getLogger(__name__)
 
 #: The largest id the tables hold (bigint).
 MAX_ID = 2**63 - 1
+#: The speakers ``results.speaker`` (smallint) holds.
+SPEAKERS = (-(2**15), 2**15 - 1)
+
+
+def whole_video_end(video: Path, info: VideoInfo, *, max_pixels: int) -> float:
+    """Where the whole video, as one segment, ends: its declared duration; for a file that declares
+    none (a browser's WebM recording), one frame's time past its last packet."""
+    if math.isfinite(info.duration):
+        return info.duration
+    end = packets_end(video, max_pixels=max_pixels)
+    if end is None:
+        raise InputError(f"{video.name} declares no duration and its frames carry no times: give segments")
+    return end + (1 / info.fps if info.fps > 0 else 1.0)
 
 
 @dataclass(frozen=True)
@@ -40,15 +54,23 @@ def ingest_interview(
     0 lets the database choose. InputError or ConflictError says what to fix; nothing is left."""
     if session_id <= 0 or interview_id <= 0:
         raise InputError("the session and interview ids must be positive integers")
-    info = probe(video, max_pixels=ctx.settings.max_video_pixels)
-    rows = list(segments) if segments is not None else [Segment(id=0, start=0.0, end=info.duration)]
+    max_pixels = ctx.settings.max_video_pixels
+    info = probe(video, max_pixels=max_pixels)
+    if segments is None:
+        segments = [Segment(id=0, start=0.0, end=whole_video_end(video, info, max_pixels=max_pixels))]
+    rows = list(segments)
     if not rows:
         raise InputError("no segments: give at least one, or none at all for the whole video")
     for segment in rows:
-        if not 0 <= segment.start < segment.end:
+        if not 0 <= segment.start < segment.end < math.inf:
             raise InputError(
                 f"segment {segment.id or '(new)'}: needs 0 <= start < end, got {segment.start * 1000:.0f} "
                 f"to {segment.end * 1000:.0f} ms"
+            )
+        if not SPEAKERS[0] <= segment.speaker <= SPEAKERS[1]:
+            raise InputError(
+                f"segment {segment.id or '(new)'}: speaker {segment.speaker} is not a small integer "
+                f"({SPEAKERS[0]} to {SPEAKERS[1]}; 0 is the candidate)"
             )
     if ctx.db.interview(interview_id) is not None:
         raise ConflictError(f"interview {interview_id} already exists: ingest registers new interviews only")

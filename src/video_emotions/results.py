@@ -168,6 +168,11 @@ def frame_details(result: SegmentResult) -> list[dict[str, Any]]:
     return details
 
 
+def _emotion_cells(values: dict[str, float] | None) -> list[Any]:
+    """The seven percentages in :data:`EMOTIONS` order; empty cells for a frame without a face."""
+    return ["" if values is None else values[e] for e in EMOTIONS]
+
+
 def segments_csv(results: list[SegmentResult]) -> str:
     """One row per sampled frame: segment, index, time, faces, then the seven percentages (as in
     the legacy JSON)."""
@@ -178,7 +183,49 @@ def segments_csv(results: list[SegmentResult]) -> str:
         for frame in result.frames:
             probabilities = frame.estimate.probabilities
             row: list[Any] = [result.segment.id, frame.index, f"{frame.time:.3f}", frame.estimate.faces_found]
-            values = None if probabilities is None else percentages(probabilities)
-            row += ["" if values is None else values[e] for e in EMOTIONS]
+            row += _emotion_cells(None if probabilities is None else percentages(probabilities))
             writer.writerow(row)
+    return out.getvalue()
+
+
+#: The columns of :func:`frames_csv`: the frame's segment, time, face box and score, percentages.
+FRAME_COLUMNS: tuple[str, ...] = (
+    "interview_id",
+    "segment_id",
+    "segment_start_ms",
+    "segment_end_ms",
+    "time_s",
+    "face_found",
+    "box_x",
+    "box_y",
+    "box_w",
+    "box_h",
+    "detector_score",
+    *EMOTIONS,
+)
+
+
+def _plain(value: float) -> float | int:
+    """A whole number of milliseconds without its ``.0``."""
+    return int(value) if float(value).is_integer() else value
+
+
+def frames_csv(interview_id: int, segments: Sequence[dict[str, Any]]) -> str:
+    """One row per sampled frame of an interview's stored segments (``result_id``, ``start_ms``,
+    ``end_ms`` and the frames of :func:`frame_details`): the columns of :data:`FRAME_COLUMNS`,
+    ``face_found`` ``true`` or ``false``, empty cells where a frame has no face."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(FRAME_COLUMNS)
+    for segment in segments:
+        bounds = [segment["result_id"], _plain(segment["start_ms"]), _plain(segment["end_ms"])]
+        for frame in segment["frames"]:
+            box = frame["box"]
+            found = [
+                f"{frame['time']:.3f}",
+                "false" if box is None else "true",
+                *(["", "", "", ""] if box is None else box),
+                "" if frame["score"] is None else frame["score"],
+            ]
+            writer.writerow([interview_id, *bounds, *found, *_emotion_cells(frame["emotions"])])
     return out.getvalue()

@@ -16,13 +16,20 @@ def load_segments(path: Path, *, number_missing_ids: bool = True) -> list[Segmen
     which leaves the id to the database (``ingest``: ids already in ``results`` must not collide).
     """
     try:
-        items = json.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except FileNotFoundError as exc:
         raise InputError(f"segments file {path} does not exist") from exc
+    return parse_segments(text, source=f"segments file {path}", number_missing_ids=number_missing_ids)
+
+
+def parse_segments(text: str, *, source: str, number_missing_ids: bool = True) -> list[Segment]:
+    """A segments file's text as segments (see :func:`load_segments`); ``source`` names it in errors."""
+    try:
+        items = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"segments file {path} is not JSON: {exc}") from exc
+        raise InputError(f"{source} is not JSON: {exc}") from exc
     if not isinstance(items, list):
-        raise InputError(f"segments file {path} must hold a JSON list of {{start, end}} objects")
+        raise InputError(f"{source} must hold a JSON list of {{start, end}} objects")
     segments = []
     for number, item in enumerate(items, start=1):
         try:
@@ -35,9 +42,9 @@ def load_segments(path: Path, *, number_missing_ids: bool = True) -> list[Segmen
             )
         except (TypeError, KeyError, ValueError, AttributeError) as exc:
             raise InputError(
-                f"segments file {path}, item {number}: needs numeric 'start' and 'end' in milliseconds"
+                f"{source}, item {number}: needs numeric 'start' and 'end' in milliseconds"
             ) from exc
         if segment.end <= segment.start:
-            raise InputError(f"segments file {path}, item {number}: end must be after start")
+            raise InputError(f"{source}, item {number}: end must be after start")
         segments.append(segment)
     return segments

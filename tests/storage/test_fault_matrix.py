@@ -94,6 +94,8 @@ def test_database_down_at_start(deployment: Deployment, tmp_path: Path) -> None:
     refused = httpx.post(f"{url}/analyse_video", params={"session_id": 1, "interview_id": 1}, timeout=10)
     assert refused.status_code == 503 and "not ready" in refused.json()["detail"], refused.text
     assert refused.headers["retry-after"]
+    page = httpx.get(f"{url}/", timeout=10)  # the page still loads, and shows what its calls answer
+    assert page.status_code == 200 and httpx.get(f"{url}/static/app.js", timeout=10).status_code == 200
 
     deployment.database.open()
     deadline = time.monotonic() + 60

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -21,33 +21,33 @@ from video_emotions.api.analyses import router as analyses_router
 from video_emotions.api.auth import add_access_control
 from video_emotions.api.checks import STATUS_BY_KIND, check_request, is_job_id
 from video_emotions.api.docs import add_offline_docs
+from video_emotions.api.interviews import router as interviews_router
 from video_emotions.api.lifecycle import RETRY_S, DegradedMiddleware, ServiceParts, short_reason
 from video_emotions.api.limits import BodyLimitMiddleware
+from video_emotions.api.model_cards import router as model_cards_router
+from video_emotions.api.page import add_page
 from video_emotions.api.predict import router as predict_router
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
 from video_emotions.errors import ModelUnavailableError, NotFoundError, VideoEmotionsError
 from video_emotions.jobs.queueing import queue_analysis
+from video_emotions.jobs.records import interview_document
 from video_emotions.jobs.runner import error_kind
 from video_emotions.observability import metrics as prometheus
+from video_emotions.results import frames_csv
 from video_emotions.storage.db import is_transient, utcnow
 from video_emotions.vision.registry import APP_NAMES, ModelRegistry
 
 logger = logging.getLogger(__name__)
 
 #: What a degraded service (its database unreachable) still serves.
-SERVED_DEGRADED = frozenset({"/health", "/docs", "/openapi.json"})
+#: (A path ending in "/" but "/" itself: everything under it.)
+SERVED_DEGRADED = frozenset({"/health", "/docs", "/docs/", "/openapi.json", "/", "/static/"})
 
 #: How often a waiting /analyse_video looks at its job and whether its caller is still there.
 CALLER_CHECK_S = 0.25
 
 PositiveId = Annotated[int, Query(gt=0, le=schemas.MAX_ID, description="A positive integer id.")]
-
-
-def _newest_warnings(ctx: ServiceContext, stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    newest = max(stored, key=lambda item: item["written_at"], default=None)
-    job = ctx.db.job(newest["job_id"]) if newest is not None else None
-    return (job.warnings or []) if job is not None else []
 
 
 def log_app_routes(models: ModelRegistry) -> None:
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     add_offline_docs(app)
+    add_page(app)  # GET / and /static/...: the web page, not in the OpenAPI schema
     schemas.install_openapi(app)
 
     @app.exception_handler(VideoEmotionsError)
@@ -202,47 +203,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get(
         "/v1/interviews/{interview_id}/emotions",
-        responses={200: {"model": schemas.InterviewEmotions}, **schemas.errors(401, 404, 422)},
+        response_model=None,
+        responses={
+            200: {
+                "model": schemas.InterviewEmotions,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "JSON (format=json), or with format=csv a row per sampled frame.",
+            },
+            **schemas.errors(401, 404, 422),
+        },
     )
     async def interview_emotions(
         request: Request,
         interview_id: Annotated[int, Path(gt=0, le=schemas.MAX_ID, description="A positive integer id.")],
         frames: bool = False,
-    ) -> dict[str, Any]:
-        """Per-segment results with summaries (and, with ``frames=true``, per-frame detail)."""
+        format: Literal["json", "csv"] = "json",
+    ) -> dict[str, Any] | Response:
+        """Per-segment results with summaries (and, with ``frames=true``, per-frame detail); with
+        ``format=csv``, one row per sampled frame: segment and its bounds, time, face box and detector
+        score, the seven percentages (``results.FRAME_COLUMNS``)."""
         ctx: ServiceContext = request.app.state.ctx
         interview = await run_in_threadpool(ctx.db.interview, interview_id)
         if interview is None:
             raise NotFoundError(f"interview {interview_id} does not exist")
         stored = await run_in_threadpool(ctx.db.segment_results, interview_id)
-        rows = {row["id"]: row for row in await run_in_threadpool(ctx.db.results_rows, interview_id)}
-        segments = []
-        for item in stored:
-            segment = {
-                "result_id": item["result_id"],
-                "start_ms": item["start_ms"],
-                "end_ms": item["end_ms"],
-                "engine": item["engine"],
-                "model_file": item["model_file"],
-                "model_sha256": item["model_sha256"],
-                "job_id": item["job_id"],
-                "summary": item["summary"],
-                "video_emotions": rows.get(item["result_id"], {}).get("video_emotions"),
-            }
-            if frames:
-                segment["frames"] = item["frames"]
-            segments.append(segment)
-        return {
-            "interview_id": interview_id,
-            "session_id": interview["session_id"],
-            "video_ok": bool(interview["video_ok"]),
-            "segments": segments,
-            "segments_without_face": [
-                s["result_id"] for s in segments if s["summary"]["frames_with_face"] == 0
-            ],
-            # What the newest run could not cover (a recording cut short): segments, samples, why.
-            "warnings": await run_in_threadpool(_newest_warnings, ctx, stored),
-        }
+        if format == "csv":
+            name = f"interview_{interview_id}_emotions.csv"
+            return Response(
+                await run_in_threadpool(frames_csv, interview_id, stored),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        document = await run_in_threadpool(lambda: interview_document(ctx.db, interview_id, frames=frames))
+        if document is None:  # erased meanwhile
+            raise NotFoundError(f"interview {interview_id} does not exist")
+        return document
 
     @app.get("/v1/jobs/{job_id}", responses={200: {"model": schemas.LegacyJob}, **schemas.errors(401, 404)})
     async def job_status(request: Request, job_id: str) -> dict[str, Any]:
@@ -265,10 +260,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(analyses_router)
     app.include_router(predict_router)
+    app.include_router(interviews_router)
+    app.include_router(model_cards_router)
     # Last: outside any middleware added above, so that every route needs a key.
     app.add_middleware(DegradedMiddleware, served=SERVED_DEGRADED)
     # Bodies are bounded inside the key check: an unauthenticated caller cannot make us read one.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=int(settings.max_request_mb * 1_000_000))
+    # The video upload is bounded by VE_MAX_UPLOAD_MB instead (and reads its body as it arrives).
+    upload = (int(settings.max_upload_mb * 1_000_000), "VE_MAX_UPLOAD_MB")
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=int(settings.max_request_mb * 1_000_000),
+        per_route={("POST", "/v1/interviews"): upload},
+    )
     add_access_control(app, settings)
     # Outermost: the latency of every request, refused ones (401) included.
     app.add_middleware(prometheus.HttpMetricsMiddleware)

@@ -2,7 +2,9 @@
 
 ``VE_API_KEYS`` is ``KEY_ID:SHA256_HEX[,KEY_ID:SHA256_HEX...]``, the hex sha256 of each key's UTF-8
 text (``video-emotions keys new`` makes a key and its entry). When it lists any key, every request
-but ``GET /health`` (and CORS preflights, which browsers send without credentials) must carry one,
+but ``GET /health``, the web page (``GET /`` and its files under ``/static/``, which hold no data:
+the page asks for a key and sends it itself) and CORS preflights (which browsers send without
+credentials) must carry one,
 as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; the caller's key id is then
 ``request.state.api_key_id`` (None when no keys are configured). The check is an ASGI middleware,
 so it covers /docs, /openapi.json and every route added later. Keys, hashes and the
@@ -35,7 +37,9 @@ KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
 
 #: The routes that answer without a key: (method, path).
-OPEN_ROUTES = frozenset({("GET", "/health")})
+OPEN_ROUTES = frozenset({("GET", "/health"), ("GET", "/"), ("HEAD", "/")})
+#: Paths under which GET (and HEAD) answer without a key: the web page's files.
+OPEN_PREFIXES = ("/static/",)
 CORS_METHODS = ("GET", "POST", "DELETE")
 CORS_HEADERS = ("Authorization", "X-API-Key", "Content-Type")
 #: Response headers a browser's script may read: where a queued job is, which job answered.
@@ -101,8 +105,9 @@ def _path(scope: Scope) -> str:
 
 
 class ApiKeyMiddleware:
-    """Refuses (401) every request without a valid key but ``GET /health`` and CORS preflights;
-    puts the caller's key id in ``request.state.api_key_id``. With no keys it lets everything by."""
+    """Refuses (401) every request without a valid key but ``GET /health``, the web page (``GET /``,
+    ``/static/...``) and CORS preflights; puts the caller's key id in ``request.state.api_key_id``.
+    With no keys it lets everything by."""
 
     def __init__(self, app: ASGIApp, keys: Mapping[str, str]) -> None:
         self.app = app
@@ -125,7 +130,9 @@ class ApiKeyMiddleware:
         headers = Headers(scope=scope)
         method = scope.get("method", "GET")
         preflight = method == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
-        if not self._keys or preflight or (method, _path(scope)) in OPEN_ROUTES:
+        path = _path(scope)
+        page_file = method in ("GET", "HEAD") and path.startswith(OPEN_PREFIXES)
+        if not self._keys or preflight or (method, path) in OPEN_ROUTES or page_file:
             await self.app(scope, receive, send)
             return
         key = presented_key(headers)

@@ -81,11 +81,16 @@ class ServiceParts:
 
 class DegradedMiddleware:
     """While the parts are not up (the database unreachable at start), answer 503 with the reason,
-    except on the ``served`` paths. Pure ASGI: a caller's disconnect still reaches the routes."""
+    except on the ``served`` paths (one ending in "/", but "/", covers what lies under it). Pure
+    ASGI: a caller's disconnect still reaches the routes."""
 
     def __init__(self, app: ASGIApp, served: frozenset[str]) -> None:
         self.app = app
         self.served = served
+        self.prefixes = tuple(path for path in served if path.endswith("/") and path != "/")
+
+    def _served(self, path: str) -> bool:
+        return path in self.served or path.startswith(self.prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state if "app" in scope else None
@@ -93,7 +98,7 @@ class DegradedMiddleware:
             scope["type"] == "http"
             and state is not None
             and state.ctx is None
-            and scope["path"] not in self.served
+            and not self._served(scope["path"])
         ):
             response = JSONResponse(
                 {"detail": f"the service is not ready: {state.parts.problem}; try again later"},

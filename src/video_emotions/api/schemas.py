@@ -61,6 +61,7 @@ DESCRIPTIONS = {
     401: "No API key, or one the service does not know (when VE_API_KEYS is set).",
     404: "What the request names does not exist.",
     409: "The job is not in a state that allows it.",
+    413: "The request body is over its bound (VE_MAX_REQUEST_MB; an upload: VE_MAX_UPLOAD_MB).",
     422: "The request does not fit its parameters or body.",
     500: "The analysis failed with an internal error.",
     503: "A part the service needs (database, broker) does not answer; try again later.",
@@ -239,6 +240,68 @@ class InterviewEmotions(BaseModel):
     warnings: list[dict[str, Any]] = Field(
         default_factory=list, description="What the newest run could not cover: segments, samples, why."
     )
+
+
+class InterviewItem(BaseModel):
+    """An interview as ``GET /v1/interviews`` lists it, with where its newest analysis stands."""
+
+    interview_id: int
+    session_id: int | None
+    state: Literal["not_analysed", "queued", "running", "succeeded", "failed", "cancelled"] = Field(
+        description="not_analysed when no job was ever made for it; else its newest job's state."
+    )
+    progress: float = Field(ge=0, le=1, description="The newest job's progress; 0 when not analysed.")
+    job_id: str | None = Field(description="The newest job; null when not analysed.")
+    error: str | None = Field(description="Why the newest job failed; null unless it failed.")
+    video_ok: bool
+    segments: int = Field(description="Candidate (speaker 0) segments in results.")
+    warnings: int = Field(description="What the newest job could not cover (a recording cut short).")
+
+
+class InterviewPage(BaseModel):
+    items: list[InterviewItem]
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(description="The following page's URL; null on the last page.")
+
+
+class InterviewUploaded(InterviewItem):
+    """An interview registered from an upload: its record, and whether the recording is whole."""
+
+    decodes_until_s: float | None = Field(
+        None, description="Set when the recording's data ends well before its declared duration."
+    )
+    warning: str | None = Field(None, description="What that means for the analysis; null when whole.")
+
+
+class Figure(BaseModel):
+    """One measured figure of a model, with where it was measured and written down."""
+
+    yardstick: str
+    metric: str
+    value: float | None = Field(description="The figure (a share 0..1), or null when only by_class holds it.")
+    interval: list[float] | None = Field(description="95% interval (Wilson), when measured.")
+    sample: str | None = Field(description="What it was measured on: faces, clips.")
+    by_class: dict[str, float] | None = Field(description="Per class (recall or precision), when given.")
+    measured: str | None = Field(description="The date of the measurement (ISO 8601).")
+    source: str = Field(description="The document and section it comes from.")
+
+
+class ModelCard(BaseModel):
+    """What a model is and how often it is wrong: facial-expression estimates, not feelings."""
+
+    name: str = Field(description="The name asked for.")
+    engine: str = Field(description="The engine that name runs now.")
+    note: str | None = Field(description="Why the engine is not the one the name says.")
+    title: str
+    what: str
+    classifier: str | None
+    wording: str
+    limits: list[str]
+    measured: bool = Field(description="Whether figures of ours exist for it.")
+    figures: list[Figure]
+    not_measured: str | None = Field(description="Why there are no figures, when there are none.")
 
 
 class ModelInfo(BaseModel):

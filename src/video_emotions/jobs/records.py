@@ -63,3 +63,36 @@ def job_document(db: Database, job_id: str, *, deliveries: bool = True) -> dict[
     if deliveries:
         document["deliveries"] = db.deliveries(job_id)
     return document
+
+
+def interview_document(db: Database, interview_id: int, *, frames: bool) -> dict[str, Any] | None:
+    """An interview's stored results as ``GET /v1/interviews/{id}/emotions`` gives them: per segment
+    the legacy JSON, the summary, the engine and (with ``frames``) per-frame detail; the segments
+    without a face; what the newest run could not cover. None when there is no such interview."""
+    interview = db.interview(interview_id)
+    if interview is None:
+        return None
+    stored = db.segment_results(interview_id)
+    rows = {row["id"]: row for row in db.results_rows(interview_id)}
+    segments = []
+    for item in stored:
+        segment = {
+            key: item[key]
+            for key in ("result_id", "start_ms", "end_ms", "engine", "model_file", "model_sha256", "job_id")
+        }
+        segment["summary"] = item["summary"]
+        segment["video_emotions"] = rows.get(item["result_id"], {}).get("video_emotions")
+        if frames:
+            segment["frames"] = item["frames"]
+        segments.append(segment)
+    newest = max(stored, key=lambda item: item["written_at"], default=None)
+    job = db.job(newest["job_id"]) if newest is not None else None
+    return {
+        "interview_id": interview_id,
+        "session_id": interview["session_id"],
+        "video_ok": bool(interview["video_ok"]),
+        "segments": segments,
+        "segments_without_face": [s["result_id"] for s in segments if s["summary"]["frames_with_face"] == 0],
+        # What the newest run could not cover (a recording cut short): segments, samples, why.
+        "warnings": (job.warnings or []) if job is not None else [],
+    }

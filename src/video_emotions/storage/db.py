@@ -272,6 +272,31 @@ class Database:
             ).first()
         return found is not None
 
+    def list_interviews(self, *, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Interviews newest first (highest id first), each with ``candidate_segments`` (its speaker 0
+        rows in ``results``); with the total count of interviews."""
+        i, r = schema.interviews.c, schema.results.c
+        candidates = (
+            select(func.count())
+            .where(r.interview_id == i.id, r.speaker == 0)
+            .scalar_subquery()
+            .label("candidate_segments")
+        )
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(schema.interviews)).scalar_one()
+            rows = conn.execute(
+                select(i.id, i.session_id, i.video_ok, candidates)
+                .order_by(i.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        return [dict(row._mapping) for row in rows], total
+
+    def max_interview_id(self) -> int:
+        """The highest interview id in use; 0 when there is none."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.coalesce(func.max(schema.interviews.c.id), 0))).scalar_one()
+
     def candidate_segments(self, interview_id: int) -> list[Segment]:
         """The candidate's (speaker 0) segments, times converted from milliseconds to seconds."""
         r = schema.results.c
@@ -806,6 +831,22 @@ class Database:
         if newest is None or newest.fingerprint != fingerprint or not video_ok:
             return None
         return newest.id
+
+    def newest_job_ids(self, interview_ids: Sequence[int]) -> dict[int, str]:
+        """Each of these interviews' newest job (by creation; ties by id, as :meth:`list_jobs` orders),
+        for those that have any."""
+        if not interview_ids:
+            return {}
+        j = schema.jobs.c
+        rank = func.row_number().over(partition_by=j.interview_id, order_by=(j.created_at.desc(), j.id))
+        ranked = (
+            select(j.interview_id, j.id, rank.label("rank"))
+            .where(j.interview_id.in_(list(interview_ids)))
+            .subquery()
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(ranked.c.interview_id, ranked.c.id).where(ranked.c.rank == 1)).all()
+        return {row.interview_id: row.id for row in rows}
 
     def jobs_for_interview(self, interview_id: int) -> list[JobRecord]:
         j = schema.jobs.c

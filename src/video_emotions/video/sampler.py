@@ -106,6 +106,38 @@ def probe(path: Path, *, max_pixels: int = MAX_PIXELS) -> VideoInfo:
     return info
 
 
+def packets_end(path: Path, *, max_pixels: int = MAX_PIXELS) -> float | None:
+    """The time (seconds from the first frame, as the sampler counts) of the last whole video packet
+    the file holds: where its data ends. Packets are read, not decoded, so a long video costs a read
+    of the file. A recording cut short ends well before :func:`ends_early` allows; decoding may stop
+    a few frames earlier still (frames waiting on the packet that was cut). None: no packet has a
+    timestamp."""
+    with _open(path, max_pixels) as container:
+        stream = _video_stream(container, path, max_pixels)
+        origin = stream.start_time or 0
+        last: float | None = None
+        try:
+            for packet in container.demux(stream):
+                if packet.pts is None or packet.is_corrupt:  # the flush packet; a packet cut short
+                    continue
+                time = float((packet.pts - origin) * stream.time_base)
+                last = time if last is None else max(last, time)
+        except av.FFmpegError:
+            pass  # the data ends here
+    return last
+
+
+def end_slack(info: VideoInfo) -> float:
+    """How far before the declared duration a video's last frame may lie in a file that is whole
+    (one frame's time; a second or two frames here)."""
+    return max(_TAIL_S, 2 / info.fps) if info.fps > 0 else _TAIL_S
+
+
+def ends_early(info: VideoInfo, end: float | None) -> bool:
+    """Whether a video whose frames (or packets) end at ``end`` stops well before its header says."""
+    return end is not None and end < info.duration - end_slack(info) < math.inf
+
+
 def validate_segments(segments: Sequence[Segment], info: VideoInfo) -> None:
     """Reject segments that cannot be sampled.
 
@@ -239,7 +271,7 @@ class _Pass:
         # The duration the header declares, and how far before it the last frame may lie (one
         # frame's time, in a file that does not lie; a second or two frames here).
         self._declared = info.duration
-        self._slack = max(_TAIL_S, 2 / info.fps) if info.fps > 0 else _TAIL_S
+        self._slack = end_slack(info)
         self._container = container
         self._stream = stream
         self._codec = stream.codec_context

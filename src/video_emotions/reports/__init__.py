@@ -1,0 +1,1 @@
+"""What a person sees: the colours, the timeline plot (PNG) and the standalone HTML report."""
