@@ -60,6 +60,14 @@ class RunningService:
             [sys.executable, "-m", "video_emotions", *args], env=self.env, capture_output=True, text=True
         )
 
+    def ingest_walkthrough(self, video: Path, session: int, *interviews: int) -> None:
+        """``ingest`` ``video`` as each of ``interviews`` of ``session``, with the walk-through's segments."""
+        segments = write_walkthrough_segments(self.settings.data_dir / "walkthrough-segments.json")
+        for interview in interviews:
+            ids = ["--session", str(session), "--interview", str(interview)]
+            done = self.cli("ingest", str(video), *ids, "--segments", str(segments))
+            assert done.returncode == 0, done.stderr
+
     def peak_rss_mb(self) -> float:
         """The service process's peak resident memory so far (VmHWM), in MiB."""
         assert self.process is not None

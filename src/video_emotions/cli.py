@@ -1,5 +1,5 @@
 """Command line: analyse | ingest | report | serve | worker | jobs | keys | models | db | eval |
-eval-clips."""
+eval-clips | retention | erase."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ jobs_app = typer.Typer(help="Analysis jobs: the records /v1/analyses shows.", no
 app.add_typer(jobs_app, name="jobs")
 keys_app = typer.Typer(help="API keys (VE_API_KEYS): make a new one.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+retention_app = typer.Typer(help="Retention (VE_RETENTION_DAYS): delete what is older.", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+audit_app = typer.Typer(help="The audit log (ve_audit): who did what, when, how.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 
 
 @app.command()
@@ -124,23 +128,77 @@ def ingest(
     segments: Annotated[
         Path | None, typer.Option(help="JSON list of {start, end, speaker?, id?}; default: whole video.")
     ] = None,
+    context: Annotated[
+        str | None, typer.Option(help="What the interview is for, as the policy names it (hiring, ...).")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Where it takes place, as the policy names it (EU, ...).")
+    ] = None,
+    purpose: Annotated[str | None, typer.Option(help="The purpose the recording was made for.")] = None,
+    recorded_by: Annotated[str | None, typer.Option(help="Who recorded the interview.")] = None,
+    recorded_at: Annotated[
+        str | None,
+        typer.Option(help="When it was recorded, ISO 8601 (2026-12-01T10:00:00+01:00; UTC without offset)."),
+    ] = None,
+    notice: Annotated[
+        str | None, typer.Option(help="The text of the notice the candidate was shown.")
+    ] = None,
+    consent: Annotated[
+        bool | None,
+        typer.Option(
+            "--consent/--no-consent",
+            help="The candidate's consent: given, or refused; default: none recorded.",
+        ),
+    ] = None,
+    consent_by: Annotated[str | None, typer.Option(help="Who recorded the consent.")] = None,
 ) -> None:
-    """Register an interview in the configured database and storage so /analyse_video can run on it."""
+    """Register an interview in the configured database and storage so /analyse_video can run on it,
+    with its facts (context and region for VE_POLICY_FILE, purpose, recording, notice, consent)."""
+    from datetime import datetime
+
+    from video_emotions.audit import cli_actor, record
     from video_emotions.context import ServiceContext
     from video_emotions.ingest import ingest_interview
     from video_emotions.segmentfile import load_segments
 
     try:
+        try:
+            recorded = datetime.fromisoformat(recorded_at) if recorded_at is not None else None
+        except ValueError as exc:
+            raise VideoEmotionsError(
+                f"--recorded-at {recorded_at!r} is not an ISO 8601 date and time"
+            ) from exc
+        facts = {
+            "context": context,
+            "region": region,
+            "purpose": purpose,
+            "recorded_by": recorded_by,
+            "recorded_at": recorded,
+            "notice": notice,
+            "consent": consent,
+            "consent_by": consent_by,
+        }
         rows = load_segments(segments, number_missing_ids=False) if segments is not None else None
+        ctx = ServiceContext.from_settings(get_settings())
         done = ingest_interview(
-            ServiceContext.from_settings(get_settings()),
+            ctx,
             video,
             session_id=session,
             interview_id=interview,
             segments=rows,
+            facts=facts,
         )
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
+    given = sorted(name for name, value in facts.items() if value is not None)
+    record(
+        ctx.db,
+        actor=cli_actor(),
+        action="interview_uploaded",
+        outcome="ok",
+        interview_id=interview,
+        parameters={"session_id": session, "facts": given, "command": "ingest"},
+    )
     console.print(
         f"interview {interview} (session {session}): video at {done.key}, results rows {done.result_ids}"
     )
@@ -155,15 +213,25 @@ def report(
 
     Everything is inlined (plotly.js too): it opens offline and can be attached to a message.
     """
+    from video_emotions.audit import cli_actor, record
     from video_emotions.context import ServiceContext
     from video_emotions.reports.report import write_report
 
     try:
-        write_report(ServiceContext.from_settings(get_settings()), interview_id, out)
+        ctx = ServiceContext.from_settings(get_settings())
+        write_report(ctx, interview_id, out)
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
     except OSError as exc:
         raise fail(VideoEmotionsError(f"--out {out}: {exc.strerror or exc}")) from exc
+    record(
+        ctx.db,
+        actor=cli_actor(),
+        action="export_read",
+        outcome="ok",
+        interview_id=interview_id,
+        parameters={"format": "html", "command": "report"},
+    )
     console.print(f"wrote {out}")
 
 
@@ -174,7 +242,8 @@ def serve(
 ) -> None:
     """Start the HTTP API (OpenAPI docs at /docs).
 
-    Refuses (exit 2) to listen beyond loopback without API keys, unless VE_ALLOW_OPEN=true.
+    Refuses (exit 2) to listen beyond loopback without API keys, unless VE_ALLOW_OPEN=true, and to
+    start with a VE_POLICY_FILE that cannot be read or holds a wrong rule.
     """
     import uvicorn
 
@@ -193,7 +262,11 @@ def serve(
         logging.getLogger(__name__).warning("%s", open_warning)
     # JSON: no logging set-up of uvicorn's own, so that its lines (the access log too) are ours.
     log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
-    uvicorn.run(create_app(settings), host=listen, port=port or settings.port, log_config=log_config)
+    try:
+        application = create_app(settings)  # reads VE_POLICY_FILE: a bad one stops the start here
+    except VideoEmotionsError as exc:
+        raise fail(exc) from exc
+    uvicorn.run(application, host=listen, port=port or settings.port, log_config=log_config)
 
 
 @app.command()
@@ -325,6 +398,69 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="The job's id.")]) -> N
     _print_json(document)
 
 
+@retention_app.command("sweep")
+def retention_sweep(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be deleted.")] = False,
+    days: Annotated[int | None, typer.Option(min=1, help="Days to keep; default VE_RETENTION_DAYS.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Delete our per-frame detail, chunk results and run logs (with VE_DELETE_VIDEOS: videos) older than
+    VE_RETENTION_DAYS, as the service does every VE_RETENTION_SWEEP_HOURS. Exit 1 when a storage object
+    could not be deleted (the next sweep tries again)."""
+    from video_emotions.context import ServiceContext
+    from video_emotions.retention import sweep
+
+    try:
+        report = sweep(ServiceContext.from_settings(get_settings()), days=days, dry_run=dry_run)
+    except VideoEmotionsError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        typer.echo(report.summary())
+        for key in report.run_logs + report.videos:
+            typer.echo(f"  {'would delete' if dry_run else 'deleted'} {key}")
+        for error in report.errors:
+            typer.echo(f"  NOT deleted {error['key'] or '(listing)'}: {error['error']}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def erase(
+    interview_id: Annotated[int, typer.Argument(help="The interview's id.", min=1)],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask first.")] = False,
+) -> None:
+    """Erase everything we hold of an interview, as DELETE /v1/interviews/ID does, and print what went.
+    Exit 1 when a storage object could not be deleted (run it again to finish)."""
+    from video_emotions.audit import cli_actor, record
+    from video_emotions.context import ServiceContext
+    from video_emotions.retention import erase_interview
+
+    if not yes and not typer.confirm(f"Erase everything we hold of interview {interview_id}?"):
+        raise typer.Exit(1)
+    ctx = None
+    try:
+        ctx = ServiceContext.from_settings(get_settings())
+        report = erase_interview(ctx, interview_id)
+    except VideoEmotionsError as exc:
+        if ctx is not None:
+            who = cli_actor()
+            record(ctx.db, actor=who, action="interview_erased", outcome="error", interview_id=interview_id)
+        raise fail(exc) from exc
+    audited = record(
+        ctx.db,
+        actor=cli_actor(),
+        action="interview_erased",
+        outcome="ok" if report.complete else "incomplete",
+        interview_id=interview_id,
+        parameters={"command": "erase"},
+    )
+    _print_json(report.as_dict())
+    if not report.complete or not audited:  # not audited: the audit log's error is on stderr
+        raise typer.Exit(1)
+
+
 @keys_app.command("new")
 def keys_new(
     key_id: Annotated[
@@ -375,6 +511,21 @@ def models_pull(
                 console.print(f"deepface (opencv detector): {path}")
     except VideoEmotionsError as exc:
         raise fail(exc) from exc
+
+
+@models_app.command("cards")
+def models_cards(
+    out: Annotated[Path | None, typer.Option(help="Write it to FILE (docs/model-cards.md).")] = None,
+) -> None:
+    """Every engine's model card as Markdown: data, licence, uses, measured figures, limits."""
+    from video_emotions.vision.cards import cards_markdown
+
+    text = cards_markdown(get_settings().classifier)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"wrote {out}")
 
 
 @models_app.command("list")
@@ -444,3 +595,80 @@ def db_upgrade() -> None:
     finally:
         db.dispose()
     console.print(f"{db.engine.url.render_as_string(hide_password=True)}: our tables at revision {revision}")
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        str, typer.Option(help="Rows written at or after it: ISO 8601 date or time (UTC without an offset).")
+    ],
+    until: Annotated[str | None, typer.Option(help="Rows written at or before it (as --since).")] = None,
+    format: Annotated[str, typer.Option(help="csv or json.")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="The file to write; default: standard output.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Only this actor's rows (key id, cli:USER).")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action's rows (results_read, ...).")] = None,
+    interview: Annotated[int | None, typer.Option(help="Only this interview's rows.", min=1)] = None,
+) -> None:
+    """Export the audit log oldest first, as CSV (a header, parameters as JSON) or as a JSON list of
+    the rows as GET /v1/audit gives them. The export is itself recorded (audit_read by cli:USER)."""
+    import sys
+    from collections.abc import Iterator
+    from contextlib import nullcontext
+    from datetime import datetime
+    from typing import Any, TextIO
+
+    from video_emotions.audit import ACTIONS, as_utc, cli_actor, csv_lines, entry_document, record
+    from video_emotions.context import ServiceContext
+
+    if format not in ("csv", "json"):
+        raise fail(VideoEmotionsError(f"--format must be csv or json, not {format!r}"))
+    if action is not None and action not in ACTIONS:
+        raise fail(VideoEmotionsError(f"--action must be one of {', '.join(ACTIONS)}, not {action!r}"))
+    bounds: dict[str, datetime | None] = {}
+    for option, text in (("since", since), ("until", until)):
+        try:
+            bounds[option] = as_utc(datetime.fromisoformat(text)) if text is not None else None
+        except ValueError as exc:
+            raise fail(VideoEmotionsError(f"--{option} {text!r} is not an ISO 8601 date or time")) from exc
+    ctx = ServiceContext.from_settings(get_settings())
+    filters: dict[str, Any] = bounds | {"actor": actor, "action": action, "interview_id": interview}
+    count = 0
+
+    def documents() -> Iterator[dict[str, Any]]:
+        nonlocal count
+        last = 0
+        while True:  # a batch at a time, by id: rows written meanwhile come at the end
+            rows, _total = ctx.db.audit_entries(**filters, after_id=last, limit=1000)
+            if not rows:
+                return
+            for row in rows:
+                count += 1
+                yield entry_document(row)
+            last = rows[-1]["id"]
+
+    def write(stream: TextIO) -> None:
+        if format == "csv":
+            stream.writelines(csv_lines(documents()))
+            return
+        stream.write("[")
+        for number, document in enumerate(documents()):
+            stream.write(("\n" if number == 0 else ",\n") + json.dumps(document))
+        stream.write("\n]\n" if count else "]\n")
+
+    try:
+        with out.open("w", newline="") if out is not None else nullcontext(sys.stdout) as stream:
+            write(stream)
+    except OSError as exc:
+        raise fail(VideoEmotionsError(f"--out {out}: {exc.strerror or exc}")) from exc
+    asked = {key: v.isoformat() if isinstance(v, datetime) else v for key, v in filters.items()}
+    record(
+        ctx.db,
+        actor=cli_actor(),
+        action="audit_read",
+        outcome="ok",
+        interview_id=interview,
+        parameters={key: value for key, value in asked.items() if value is not None}
+        | {"format": format, "rows": count, "command": "audit export"},
+    )
+    if out is not None:
+        console.print(f"wrote {count} rows to {out}")

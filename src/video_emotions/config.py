@@ -132,6 +132,11 @@ class Settings(BaseSettings):
         description="Hosts or networks (CIDR) that callback_url and VE_REMOTE_URL may reach besides "
         "public addresses, comma-separated, e.g. '127.0.0.1,10.0.0.0/8'.",
     )
+    policy_file: Path | None = Field(
+        None,
+        description="TOML file of policy rules (config/policy.example.toml): per interview context and "
+        "region, prohibit, require_consent or allow; none: every analysis is allowed.",
+    )
     max_request_mb: float = Field(32.0, gt=0, description="Largest request body accepted, in MB.")
     max_upload_mb: float = Field(
         2048.0, gt=0, description="Largest video upload (POST /v1/interviews) accepted, in MB."
@@ -178,6 +183,20 @@ class Settings(BaseSettings):
         5, ge=1, description="POSTs of a webhook (after a network error or a 5xx) before giving up."
     )
     webhook_timeout: float = Field(10.0, gt=0, description="Seconds per webhook POST.")
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description="Days our per-frame detail and run logs (and videos with VE_DELETE_VIDEOS) are kept; "
+        "the retention sweep deletes what is older. None: kept for ever.",
+    )
+    delete_videos: bool = Field(
+        False,
+        description="Whether we own the bucket's videos: true, the retention sweep and erasure delete them "
+        "too; false, they are the application's and left alone.",
+    )
+    retention_sweep_hours: float = Field(
+        24.0, gt=0, description="Hours between two retention sweeps of the service (with VE_RETENTION_DAYS)."
+    )
     supabase_url: str | None = Field(
         None,
         description="Seed setting, kept for the S3 backend.",
@@ -193,6 +212,11 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_interval(cls, value: Any) -> Any:
         return float(value) if isinstance(value, str) else value
+
+    @field_validator("policy_file", mode="before")
+    @classmethod
+    def _no_empty_policy_file(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @classmethod
     def settings_customise_sources(

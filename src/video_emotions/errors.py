@@ -25,3 +25,15 @@ class ServiceUnavailableError(VideoEmotionsError):
 
 class ConflictError(VideoEmotionsError):
     """The request does not fit the state of what it names (cancelling a job that has ended)."""
+
+
+class PolicyRefusal(VideoEmotionsError):
+    """The policy (``VE_POLICY_FILE``) refuses the request: a rule prohibits it, or requires consent
+    that is not recorded (answered 451). Carries the rule and, once recorded, the failed job."""
+
+    def __init__(self, message: str, *, action: str, reason: str, rule_number: int) -> None:
+        super().__init__(message)
+        self.action = action
+        self.reason = reason
+        self.rule_number = rule_number
+        self.job_id: str | None = None

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.errors import ConflictError, InputError
+from video_emotions.facts import check_facts
 from video_emotions.storage.blobs import video_key
 from video_emotions.video.sampler import VideoInfo, packets_end, probe
 
@@ -48,12 +50,16 @@ def ingest_interview(
     session_id: int,
     interview_id: int,
     segments: Sequence[Segment] | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Ingested:
     """Register ``video`` as interview ``interview_id`` of ``session_id`` (created if new), with
-    ``segments`` (default: the whole video, one candidate segment). Segment ids > 0 are kept,
-    0 lets the database choose. InputError or ConflictError says what to fix; nothing is left."""
+    ``segments`` (default: the whole video, one candidate segment) and ``facts`` (context, region,
+    purpose, consent, ...: ``facts.FACT_FIELDS``), written with the rows in one transaction. Segment
+    ids > 0 are kept, 0 lets the database choose. InputError or ConflictError says what to fix;
+    nothing is left."""
     if session_id <= 0 or interview_id <= 0:
         raise InputError("the session and interview ids must be positive integers")
+    checked_facts = check_facts({k: v for k, v in (facts or {}).items() if v is not None})
     max_pixels = ctx.settings.max_video_pixels
     info = probe(video, max_pixels=max_pixels)
     if segments is None:
@@ -90,7 +96,9 @@ def ingest_interview(
     key = video_key(session_id, interview_id, ctx.settings.video_filename)
     ctx.blobs.put(key, video)
     try:
-        ids = ctx.db.ingest(session_id=session_id, interview_id=interview_id, segments=rows)
+        ids = ctx.db.ingest(
+            session_id=session_id, interview_id=interview_id, segments=rows, facts=checked_facts
+        )
     except BaseException:
         try:
             ctx.blobs.delete(key)

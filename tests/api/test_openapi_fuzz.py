@@ -41,6 +41,8 @@ REQUEST_TIMEOUT = 120
 #: The operations on a job id, run once more for each job the run made (the last cancels it, or
 #: answers 409 once it has ended).
 JOB_OPERATIONS = ("GET /v1/analyses/{job_id}", "GET /v1/jobs/{job_id}", "DELETE /v1/analyses/{job_id}")
+#: The operations that erase an interview (interview 1 and its jobs, which the others reach): fuzzed last.
+ERASING = ("DELETE /v1/interviews/{interview_id}",)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
@@ -86,15 +88,20 @@ def test_every_operation_answers_as_documented(service: RunningService) -> None:
     answers: Counter[tuple[str, int]] = Counter()
     failures: dict[str, str] = {}
     started = time.monotonic()
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            try:
-                fuzz(operation, mode, service.url, answers)
-            except Unsatisfiable:
-                # No invalid request exists (no parameters, or a path any string fits).
-                assert mode is GenerationMode.NEGATIVE, operation.label
-            except (Exception, FailureGroup) as exc:  # every operation runs: report all failures
-                failures[f"{operation.label} ({mode.value})"] = f"{type(exc).__name__}: {exc}"
+
+    def fuzz_each(chosen: list[APIOperation]) -> None:
+        for operation in chosen:
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                try:
+                    fuzz(operation, mode, service.url, answers)
+                except Unsatisfiable:
+                    # No invalid request exists (no parameters, or a path any string fits).
+                    assert mode is GenerationMode.NEGATIVE, operation.label
+                except (Exception, FailureGroup) as exc:  # every operation runs: report all failures
+                    failures[f"{operation.label} ({mode.value})"] = f"{type(exc).__name__}: {exc}"
+
+    # Erasing interview 1 takes its jobs with it: those operations run last, after the job ids'.
+    fuzz_each([operation for operation in operations if operation.label not in ERASING])
     # Generated UUIDs name no job: each job the run made, through every operation on a job id.
     by_label = {operation.label: operation for operation in operations}
     for job in httpx.get(f"{service.url}/v1/analyses", params={"limit": 200}, timeout=30).json()["items"]:
@@ -107,6 +114,7 @@ def test_every_operation_answers_as_documented(service: RunningService) -> None:
                 answers[label, response.status_code] += 1
             except (Exception, FailureGroup) as exc:
                 failures[f"{label} (job {job['id']})"] = f"{type(exc).__name__}: {exc}"
+    fuzz_each([operation for operation in operations if operation.label in ERASING])
     elapsed = time.monotonic() - started
     sent = Counter[str]()
     for (label, _status), count in answers.items():
@@ -120,3 +128,4 @@ def test_every_operation_answers_as_documented(service: RunningService) -> None:
     # Some generated requests reached the interview and ran (or joined) real analyses.
     assert answers["POST /analyse_video", 200] and answers["POST /v1/analyses", 202], answers
     assert answers["GET /v1/analyses/{job_id}", 200] and answers["GET /v1/jobs/{job_id}", 200], answers
+    assert answers["DELETE /v1/interviews/{interview_id}", 200], answers  # it erased interview 1

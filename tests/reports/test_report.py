@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.browser import chromium
-from tests.service import RunningService, run_service, write_walkthrough_segments
+from tests.service import RunningService, run_service
 from video_emotions.reports.report import WORDING, plotly_js, render_report, timeline_js
 
 TIMEOUT = 120
@@ -22,20 +22,8 @@ TIMEOUT = 120
 def service(tmp_path_factory: pytest.TempPathFactory, woman2_mp4: Path) -> Iterator[RunningService]:
     """The service with interview 1 analysed (the README walk-through) and interview 2 only ingested."""
     data = tmp_path_factory.mktemp("service")
-    segments = write_walkthrough_segments(data / "segments.json")
     with run_service(data) as running:
-        for interview in ("1", "2"):
-            done = running.cli(
-                "ingest",
-                str(woman2_mp4),
-                "--session",
-                "1",
-                "--interview",
-                interview,
-                "--segments",
-                str(segments),
-            )
-            assert done.returncode == 0, done.stderr
+        running.ingest_walkthrough(woman2_mp4, 1, 1, 2)
         response = httpx.post(
             f"{running.url}/analyse_video",
             params={"session_id": 1, "interview_id": 1, "model_type": "default"},

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.service import free_port
+from video_emotions.storage.db import Database
 
 INTERVIEWZ_DDL = Path(__file__).with_name("interviewz_schema.sql")
 POSTGRES_URL = os.environ.get("VE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -139,3 +140,12 @@ def upgraded_database(pg_database: Callable[..., str], data_dir: Path) -> str:
     )
     assert done.returncode == 0, done.stderr
     return url
+
+
+@pytest.fixture
+def pg_db(pg_database: Callable[..., str]) -> Iterator[Database]:
+    """PostgreSQL as production has it: the Interviewz tables from their DDL, ours migrated."""
+    database = Database(pg_database())
+    database.upgrade()
+    yield database
+    database.dispose()

@@ -30,15 +30,6 @@ from video_emotions.storage.db import (
 )
 
 
-@pytest.fixture
-def pg_db(pg_database: Callable[..., str]) -> Iterator[Database]:
-    """PostgreSQL as production has it: the Interviewz tables from their DDL, ours migrated."""
-    database = Database(pg_database())
-    database.upgrade()
-    yield database
-    database.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The embedded SQLite database as the service makes it, or PostgreSQL (``pg_db``)."""

@@ -75,6 +75,7 @@ def _document(ctx: ServiceContext, job_id: str) -> dict[str, Any]:
             checked="unknown model_type, no candidate segments, a bad segment, a callback_url "
             "without a webhook secret or outside the allowed hosts.",
         ),
+        **schemas.errors(451, body=schemas.PolicyRefusalBody),
     },
 )
 async def create_analysis(request: Request, body: AnalysisRequest) -> JSONResponse:
@@ -93,7 +94,9 @@ async def create_analysis(request: Request, body: AnalysisRequest) -> JSONRespon
         # In a thread: it asks DNS. Checked again before each POST, where the answer may differ.
         allow = ctx.settings.outbound_allow
         await run_in_threadpool(check_outbound_url, str(body.callback_url), allow, what="callback_url")
-    checked = await run_in_threadpool(check_request, ctx, body.session_id, body.interview_id, requested)
+    checked = await run_in_threadpool(
+        check_request, ctx, body.session_id, body.interview_id, requested, policy=request.app.state.policy
+    )
     queued = await run_in_threadpool(
         lambda: queue_analysis(
             ctx,

@@ -18,22 +18,26 @@ from sqlalchemy.exc import DBAPIError
 from video_emotions import __version__
 from video_emotions.api import schemas
 from video_emotions.api.analyses import router as analyses_router
+from video_emotions.api.audit_log import router as audit_router
 from video_emotions.api.auth import add_access_control
 from video_emotions.api.checks import STATUS_BY_KIND, check_request, is_job_id
 from video_emotions.api.docs import add_offline_docs
+from video_emotions.api.facts import router as facts_router
 from video_emotions.api.interviews import router as interviews_router
 from video_emotions.api.lifecycle import RETRY_S, DegradedMiddleware, ServiceParts, short_reason
 from video_emotions.api.limits import BodyLimitMiddleware
 from video_emotions.api.model_cards import router as model_cards_router
 from video_emotions.api.page import add_page
 from video_emotions.api.predict import router as predict_router
+from video_emotions.audit import add_audit
 from video_emotions.config import Settings, get_settings
 from video_emotions.context import ServiceContext
-from video_emotions.errors import ModelUnavailableError, NotFoundError, VideoEmotionsError
+from video_emotions.errors import ModelUnavailableError, NotFoundError, PolicyRefusal, VideoEmotionsError
 from video_emotions.jobs.queueing import queue_analysis
 from video_emotions.jobs.records import interview_document
 from video_emotions.jobs.runner import error_kind
 from video_emotions.observability import metrics as prometheus
+from video_emotions.policy import load_policy, log_policy
 from video_emotions.results import frames_csv
 from video_emotions.storage.db import is_transient, utcnow
 from video_emotions.vision.registry import APP_NAMES, ModelRegistry
@@ -64,7 +68,9 @@ def log_app_routes(models: ModelRegistry) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service's app; PolicyError (a VideoEmotionsError) when VE_POLICY_FILE is set and wrong."""
     settings = settings or get_settings()
+    policy = load_policy(settings.policy_file)
 
     def announce(ctx: ServiceContext) -> None:
         # In its own thread: yolo asks its endpoint, which must not hold up the start.
@@ -72,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_policy(policy)
         parts = ServiceParts(settings, app.state, on_ready=announce)
         await run_in_threadpool(parts.start_or_keep_trying)
         yield
@@ -89,10 +96,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_offline_docs(app)
     add_page(app)  # GET / and /static/...: the web page, not in the OpenAPI schema
     schemas.install_openapi(app)
+    app.state.policy = policy  # the analysis routes' check_request asks it
 
     @app.exception_handler(VideoEmotionsError)
     async def _known_error(_request: Request, exc: VideoEmotionsError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=STATUS_BY_KIND[error_kind(exc)])
+
+    @app.exception_handler(PolicyRefusal)
+    async def _policy_refusal(_request: Request, exc: PolicyRefusal) -> JSONResponse:
+        body = {"detail": str(exc), "job_id": exc.job_id, "action": exc.action, "reason": exc.reason}
+        return JSONResponse(body | {"rule": exc.rule_number}, status_code=STATUS_BY_KIND["policy"])
 
     @app.exception_handler(DBAPIError)
     async def _database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
@@ -145,6 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 checked="unknown model_type, no candidate segments, a bad segment, a video that "
                 "does not decode.",
             ),
+            **schemas.errors(451, body=schemas.PolicyRefusalBody),
             499: {"description": "The caller left before the end (it never sees this); the job goes on."},
         },
     )
@@ -164,7 +178,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """
         ctx: ServiceContext = request.app.state.ctx
         requested = model_type or settings.default_model
-        checked = await run_in_threadpool(check_request, ctx, session_id, interview_id, requested)
+        checked = await run_in_threadpool(
+            check_request, ctx, session_id, interview_id, requested, policy=request.app.state.policy
+        )
         queued = await run_in_threadpool(
             lambda: queue_analysis(
                 ctx,
@@ -261,7 +277,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analyses_router)
     app.include_router(predict_router)
     app.include_router(interviews_router)
+    app.include_router(facts_router)
     app.include_router(model_cards_router)
+    app.include_router(audit_router)
     # Last: outside any middleware added above, so that every route needs a key.
     app.add_middleware(DegradedMiddleware, served=SERVED_DEGRADED)
     # Bodies are bounded inside the key check: an unauthenticated caller cannot make us read one.
@@ -272,6 +290,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_bytes=int(settings.max_request_mb * 1_000_000),
         per_route={("POST", "/v1/interviews"): upload},
     )
+    # Inside the key check (which names the caller), outside the rest: every audited answer is seen.
+    add_audit(app)
     add_access_control(app, settings)
     # Outermost: the latency of every request, refused ones (401) included.
     app.add_middleware(prometheus.HttpMetricsMiddleware)

@@ -1,5 +1,6 @@
 """The interviews a person sees on the page: the list with where each analysis stands, uploading a
-video (and its segments), and one frame with the candidate's face box drawn.
+video (and its segments), one frame with the candidate's face box drawn, and erasing an interview
+(``retention.erase_interview``).
 
 ``POST /v1/interviews`` reads its multipart form as it arrives: the video goes to a temporary file
 chunk by chunk (never whole in memory), held to ``VE_MAX_UPLOAD_MB`` while it is read, and
@@ -30,8 +31,10 @@ from video_emotions.api.schemas import MAX_ID
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
 from video_emotions.errors import ConflictError, InputError, NotFoundError
+from video_emotions.facts import LABEL_PATTERN, check_facts
 from video_emotions.ingest import ingest_interview
 from video_emotions.jobs.records import job_document
+from video_emotions.retention import erase_interview
 from video_emotions.segmentfile import parse_segments
 from video_emotions.storage.blobs import video_key
 from video_emotions.storage.db import Database
@@ -43,8 +46,8 @@ PathId = Annotated[int, Path(gt=0, le=MAX_ID, description="A positive integer id
 
 #: The session an upload without ids goes to (created if new).
 DEFAULT_SESSION = 1
-#: The form's fields: the video file, the segments file, the ids.
-FORM_FIELDS = ("video", "segments", "session_id", "interview_id")
+#: The form's fields: the video file, the segments file, the ids, the facts the policy reads.
+FORM_FIELDS = ("video", "segments", "session_id", "interview_id", "context", "region")
 #: Bytes handed to the form parser at a time (it writes the video part to disk in a worker thread).
 FEED_BYTES = 1 << 20
 #: A requested frame time is a sample's time to the millisecond: the frame may lie up to this before it.
@@ -86,6 +89,17 @@ UPLOAD_BODY: dict[str, Any] = {
                         "minimum": 1,
                         "maximum": MAX_ID,
                         "description": "Must be new; default: the highest interview id + 1.",
+                    },
+                    "context": {
+                        "type": "string",
+                        "pattern": LABEL_PATTERN,
+                        "description": "What the interview is for, as the policy (VE_POLICY_FILE) names it: "
+                        "hiring, ... (also PUT /v1/interviews/{id}/facts).",
+                    },
+                    "region": {
+                        "type": "string",
+                        "pattern": LABEL_PATTERN,
+                        "description": "Where it takes place, as the policy names it: EU, ...",
                     },
                 },
             }
@@ -292,6 +306,20 @@ def _form_segments(form: UploadForm) -> list[Segment] | None:
     return parse_segments(text, source=source, number_missing_ids=False)
 
 
+def _form_facts(form: UploadForm) -> dict[str, str]:
+    """The form's ``context`` and ``region`` (checked as every fact is, by ``ingest_interview``)."""
+    facts = {}
+    for name in ("context", "region"):
+        raw = form.fields.get(name)
+        if raw is None:
+            continue
+        try:
+            facts[name] = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{name} is not UTF-8 text") from exc
+    return facts
+
+
 def cut_short_warning(decodes_until: float, declared: float) -> str:
     """What a person reads about an upload whose data ends before its header says."""
     return (
@@ -308,6 +336,7 @@ def register_upload(ctx: ServiceContext, form: UploadForm) -> dict[str, Any]:
     session_id = _form_id(form, "session_id") or DEFAULT_SESSION
     wanted = _form_id(form, "interview_id")
     segments = _form_segments(form)
+    facts = check_facts(_form_facts(form))  # before the video is probed: a bad name costs no decoding
     max_pixels = ctx.settings.max_video_pixels
     info = probe(form.video, max_pixels=max_pixels)  # a file that is no video stops here
     late = [s for s in segments or () if s.speaker == 0 and s.start >= info.duration]
@@ -319,7 +348,9 @@ def register_upload(ctx: ServiceContext, form: UploadForm) -> dict[str, Any]:
         )
     end = packets_end(form.video, max_pixels=max_pixels)
     with _claim(ctx.db, wanted) as interview_id:
-        ingest_interview(ctx, form.video, session_id=session_id, interview_id=interview_id, segments=segments)
+        ingest_interview(
+            ctx, form.video, session_id=session_id, interview_id=interview_id, segments=segments, facts=facts
+        )
     record = interview_record(ctx.db, interview_id)
     if end is not None and ends_early(info, end):
         record |= {"decodes_until_s": round(end, 3), "warning": cut_short_warning(end, info.duration)}
@@ -441,13 +472,15 @@ async def list_interviews(
             413,
             422,
             503,
-            checked="a form without a video, a file that does not decode as video, bad ids or segments.",
+            checked="a form without a video, a file that does not decode as video, bad ids, segments, "
+            "context or region.",
         ),
     },
 )
 async def upload_interview(request: Request) -> Response:
     """Upload an interview's video (multipart/form-data: ``video``, optional ``segments`` file,
-    ``session_id``, ``interview_id``) and register it: ``201`` with its record and ``Location``.
+    ``session_id``, ``interview_id``, ``context``, ``region``) and register it: ``201`` with its record
+    and ``Location``. ``context`` and ``region`` are the interview's facts the policy reads.
 
     Without ids it becomes a new interview (the highest id + 1) of session 1, created if new; without
     segments the whole video is one candidate segment. A file that does not decode as video is refused
@@ -482,6 +515,23 @@ async def get_interview(request: Request, interview_id: PathId) -> dict[str, Any
     """One interview as the list shows it (where an upload's ``Location`` points)."""
     ctx: ServiceContext = request.app.state.ctx
     return await run_in_threadpool(interview_record, ctx.db, interview_id)
+
+
+@router.delete(
+    "/{interview_id}",
+    responses={
+        200: {"model": schemas.Erasure, "description": "Erased: what went, what was left and why."},
+        **schemas.errors(401, 404, 422, 503),
+    },
+)
+async def erase(request: Request, interview_id: PathId) -> dict[str, Any]:
+    """Erase everything we hold of an interview: our rows, its run logs, the video when we own the bucket
+    (``VE_DELETE_VIDEOS=true``); ``results.video_emotions`` cleared and ``video_ok`` false. A job of it
+    that is queued or running is cancelled first. ``complete`` is false when a storage object could not
+    be deleted (``errors``): erase again to finish."""
+    ctx: ServiceContext = request.app.state.ctx
+    report = await run_in_threadpool(erase_interview, ctx, interview_id)
+    return report.as_dict()
 
 
 @router.get(

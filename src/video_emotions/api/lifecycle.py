@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from video_emotions.config import Settings
 from video_emotions.context import ServiceContext
 from video_emotions.jobs.executors import Executor, open_executor
+from video_emotions.retention import sweep
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ServiceParts:
         self.on_ready = on_ready
         self.problem: str | None = None
         self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
         state.ctx = None
         state.executor = None
         state.parts = self
@@ -57,7 +59,27 @@ class ServiceParts:
         self.state.ctx, self.state.executor, self.problem = ctx, executor, None
         if self.on_ready is not None:
             self.on_ready(ctx)
+        if self.settings.retention_days is not None:
+            self._sweeper = threading.Thread(
+                target=self._sweep_regularly, args=(ctx,), name="retention-sweep", daemon=True
+            )
+            self._sweeper.start()
         return True
+
+    def _sweep_regularly(self, ctx: ServiceContext) -> None:
+        """The retention sweep (VE_RETENTION_DAYS) now, then every VE_RETENTION_SWEEP_HOURS until the stop."""
+        hours = self.settings.retention_sweep_hours
+        while not self._stop.is_set():
+            try:
+                report = sweep(ctx)
+            except Exception:
+                logger.exception("the retention sweep failed; the next one in %g h", hours)
+            else:
+                logger.info("%s", report.summary())
+                for key in report.run_logs + report.videos:
+                    logger.info("retention sweep: deleted %s", key)
+            if self._stop.wait(hours * 3600):
+                return
 
     def start_or_keep_trying(self) -> None:
         if self.start():
@@ -73,6 +95,8 @@ class ServiceParts:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=30)  # a sweep under way ends before the database goes
         if self.state.executor is not None:
             self.state.executor.shutdown()
         if self.state.ctx is not None:

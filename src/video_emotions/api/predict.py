@@ -84,6 +84,7 @@ def _pool(app: FastAPI, workers: int) -> ThreadPoolExecutor:
             400,
             401,
             422,
+            503,
             checked="unknown or unavailable model_type, yolo_cloud, an instance that is no image.",
         ),
     },

@@ -34,6 +34,14 @@ class AnalysisErrorBody(ErrorBody):
     job_id: str | None = Field(None, description="The job that failed; absent when none was queued.")
 
 
+class PolicyRefusalBody(AnalysisErrorBody):
+    """A request the policy refuses (451): the deciding rule, and the failed job that records it."""
+
+    action: Literal["prohibit", "require_consent"] = Field(description="The deciding rule's action.")
+    reason: str = Field(description="The deciding rule's reason, as the policy file gives it.")
+    rule: int = Field(description="The deciding rule's number in the policy file (1 for the first).")
+
+
 class ValidationProblem(BaseModel):
     """One of Pydantic's validation errors (``input`` and ``ctx`` too, when it has them)."""
 
@@ -65,6 +73,8 @@ DESCRIPTIONS = {
     422: "The request does not fit its parameters or body.",
     500: "The analysis failed with an internal error.",
     503: "A part the service needs (database, broker) does not answer; try again later.",
+    451: "Refused by the policy (VE_POLICY_FILE): a rule prohibits it, or requires the candidate's "
+    "recorded consent and none is recorded. The refusal is on the interview's record as a failed job.",
 }
 
 
@@ -275,6 +285,23 @@ class InterviewUploaded(InterviewItem):
     warning: str | None = Field(None, description="What that means for the analysis; null when whole.")
 
 
+class InterviewFacts(BaseModel):
+    """What is known of an interview beyond its video (``facts.py``); null: not recorded. Times are
+    ISO 8601 in UTC."""
+
+    interview_id: int
+    context: str | None = Field(description="What it is for, as the policy names it (hiring, ...).")
+    region: str | None = Field(description="Where it takes place, as the policy names it (EU, ...).")
+    purpose: str | None = Field(description="The purpose the recording was made for.")
+    recorded_by: str | None = Field(description="Who recorded it.")
+    recorded_at: Timestamp | None = Field(description="When it was recorded.")
+    notice: str | None = Field(description="The text of the notice the candidate was shown.")
+    consent: bool | None = Field(description="The candidate's consent: true given, false refused, withdrawn.")
+    consent_at: Timestamp | None = Field(description="When the consent was given or withdrawn.")
+    consent_by: str | None = Field(description="Who recorded the consent.")
+    updated_at: Timestamp | None = Field(description="The last change; null when none was ever set.")
+
+
 class Figure(BaseModel):
     """One measured figure of a model, with where it was measured and written down."""
 
@@ -298,6 +325,10 @@ class ModelCard(BaseModel):
     what: str
     classifier: str | None
     wording: str
+    trained_on: str = Field(description="The data the model learnt from.")
+    licence: str = Field(description="The licences of its model files.")
+    intended_uses: list[str]
+    out_of_scope: list[str] = Field(description="Uses it must not serve.")
     limits: list[str]
     measured: bool = Field(description="Whether figures of ours exist for it.")
     figures: list[Figure]
@@ -326,6 +357,56 @@ class PredictResponse(BaseModel):
     deployedModelId: str
     model: str | None
     modelVersionId: str | None
+
+
+class StorageObjectNote(BaseModel):
+    """A storage object an erasure left (and why), or could not delete (and the error)."""
+
+    key: str
+    reason: str | None = None
+    error: str | None = None
+
+
+class Erasure(BaseModel):
+    """What ``DELETE /v1/interviews/{id}`` erased (``retention.py``'s ``ErasureReport``)."""
+
+    interview_id: int
+    session_id: int | None
+    cancelled_jobs: list[str] = Field(description="Jobs that were queued or running, cancelled first.")
+    rows: dict[str, int] = Field(description="Our tables: rows deleted from each.")
+    cleared: dict[str, int] = Field(
+        description="The application's columns we write: rows cleared (video_emotions null, video_ok false)."
+    )
+    objects: list[str] = Field(description="Storage keys deleted: run logs, and the video if we own it.")
+    left: list[StorageObjectNote] = Field(description="Storage objects left on purpose (the app's video).")
+    errors: list[StorageObjectNote] = Field(
+        description="Storage objects that could not be deleted: erase again to finish."
+    )
+    complete: bool = Field(description="Whether everything was erased (no errors).")
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit log (``audit.py``): who did what, when, with which model and parameters."""
+
+    id: int = Field(description="The row's number: rows are numbered in the order they were written.")
+    at: Timestamp = Field(description="When it was written (the answer's start), ISO 8601 in UTC.")
+    actor: str = Field(description="The API key id; open without VE_API_KEYS; cli:USER for a command.")
+    action: str = Field(description="analysis_requested, analysis_refused, results_read, frame_read, ...")
+    interview_id: int | None
+    job_id: str | None
+    model_type: str | None = Field(description="The model_type asked for (the job's, when there is one).")
+    engine: str | None = Field(description="The engine that runs it (the job's).")
+    parameters: dict[str, Any] = Field(description="interval, force, format, ... as the request gave them.")
+    outcome: str = Field(description="The HTTP status of the answer, or the command's result.")
+    client: str | None = Field(description="The caller's address.")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry] = Field(description="Oldest first, in the order written.")
+    total: int
+    limit: int
+    offset: int
+    next: str | None = Field(description="The following page's URL; null on the last page.")
 
 
 # The document -----------------------------------------------------------------------------------

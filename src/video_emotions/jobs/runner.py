@@ -29,6 +29,7 @@ from video_emotions.errors import (
     InputError,
     ModelUnavailableError,
     NotFoundError,
+    PolicyRefusal,
     ServiceUnavailableError,
 )
 from video_emotions.observability.logs import job_context
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 _engines = threading.local()
 
 #: Failures that another attempt cannot mend: the job fails at once.
-PERMANENT_KINDS = frozenset({"input", "not_found", "model_unavailable"})
+PERMANENT_KINDS = frozenset({"input", "not_found", "model_unavailable", "policy"})
 #: Seconds before the second attempt of a chunk; doubled for each one after.
 RETRY_DELAY_S = 1.0
 #: A running chunk records its progress (and looks for a cancellation) at most this often.
@@ -67,6 +68,8 @@ def error_kind(exc: BaseException) -> str:
         return "model_unavailable"
     if isinstance(exc, InputError):
         return "input"
+    if isinstance(exc, PolicyRefusal):
+        return "policy"
     return "internal"
 
 
@@ -155,8 +158,8 @@ def run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> Chun
 
 def _run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> ChunkOutcome:
     job = ctx.db.job(job_id)
-    if job is None:
-        raise NotFoundError(f"no job {job_id}")
+    if job is None:  # erased with its interview (retention.erase_interview) since it was queued
+        return ChunkOutcome("ended")
     if not job.active:
         return ChunkOutcome("ended")
     attempt = ctx.db.start_attempt(job_id, chunk, worker, max_attempts=ctx.settings.max_attempts)
@@ -178,8 +181,12 @@ def _run_chunk(ctx: ServiceContext, job_id: str, chunk: int, worker: str) -> Chu
         return ChunkOutcome("ended" if ended else "done")
     except JobEnded:
         log(f"chunk {chunk}: stopped, job {job_id} is {ctx.db.job_status(job_id)}; nothing written")
+        # The log first: an erasure waits for this attempt to end, then deletes the logs. An erased
+        # job (its record gone) leaves none.
+        current = ctx.db.job(job_id)
+        if current is not None:
+            _upload_log(ctx, current, log.text(), record=True)
         ctx.db.end_attempt(attempt.id, "cancelled")
-        _upload_log(ctx, ctx.db.job(job_id) or job, log.text(), record=True)
         return ChunkOutcome("ended")
     except Exception as exc:
         kind = error_kind(exc)

@@ -11,7 +11,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlparse
@@ -29,6 +30,15 @@ from video_emotions.errors import InputError, NotFoundError, ServiceUnavailableE
 S3_MAX_ATTEMPTS = 5
 
 
+@dataclass(frozen=True)
+class BlobInfo:
+    """An object as a listing gives it: its key, size in bytes and when it was last written (UTC)."""
+
+    key: str
+    size: int
+    modified: datetime
+
+
 class BlobStore(Protocol):
     """What the service needs of a bucket."""
 
@@ -42,6 +52,10 @@ class BlobStore(Protocol):
         """Remove the object; nothing happens when there is none."""
         ...
 
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """Every object whose key starts with ``prefix`` (``""``: the whole bucket), in key order."""
+        ...
+
     def local_copy(self, key: str) -> Iterator[Path]:
         """A context manager giving a local file with the object's bytes, removed afterwards if temporary."""
         ...
@@ -52,6 +66,13 @@ def _checked_key(key: str) -> str:
     if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts):
         raise InputError(f"invalid storage key {key!r}")
     return key
+
+
+def _checked_prefix(prefix: str) -> str:
+    """A listing's prefix: empty, or a key's beginning (it may end in ``/``)."""
+    if prefix:
+        _checked_key(prefix.removesuffix("/") or "/")
+    return prefix
 
 
 class LocalBlobStore:
@@ -79,16 +100,49 @@ class LocalBlobStore:
 
     def put(self, key: str, data: bytes | Path) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
-        if isinstance(data, Path):
-            shutil.copyfile(data, partial)
-        else:
-            partial.write_bytes(data)
-        partial.replace(path)
+        for attempt in range(3):  # a delete may prune the folder between mkdir and write
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if isinstance(data, Path):
+                    shutil.copyfile(data, partial)
+                else:
+                    partial.write_bytes(data)
+                partial.replace(path)
+                return
+            except FileNotFoundError:
+                if attempt == 2 or (isinstance(data, Path) and not data.exists()):
+                    raise
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Remove the file, and the folders it leaves empty up to the bucket's."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.folder or self.folder not in folder.parents:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or gone already)
+                break
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """The files under the bucket's folder whose keys start with ``prefix``; a file being written
+        (``.part``) is not an object yet."""
+        _checked_prefix(prefix)
+        base = self.folder / prefix.rpartition("/")[0] if "/" in prefix else self.folder
+        found = []
+        for path in base.rglob("*") if base.is_dir() else ():
+            key = path.relative_to(self.folder).as_posix()
+            if not key.startswith(prefix) or path.name.endswith(".part"):
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # removed while listed
+                continue
+            if path.is_file():
+                found.append(BlobInfo(key, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC)))
+        return sorted(found, key=lambda info: info.key)
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
@@ -183,6 +237,18 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         with self._answering():
             self.client.delete_object(Bucket=self.bucket, Key=_checked_key(key))
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """ListObjectsV2, page by page (1,000 keys a request)."""
+        found = []
+        with self._answering():
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=_checked_prefix(prefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    found.append(BlobInfo(item["Key"], item["Size"], item["LastModified"].astimezone(UTC)))
+        return sorted(found, key=lambda info: info.key)
 
     @contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -6,7 +6,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -335,22 +335,30 @@ class Database:
         interview_id: int,
         segments: Sequence[Segment],
         session_name: str | None = None,
+        facts: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """Create the session (if new), the interview and its ``results`` rows; return the row ids.
+        ``facts`` (checked by ``facts.check_facts``) go into ``ve_interview_facts`` in the same
+        transaction; a facts row an earlier interview of this id left behind goes first.
 
         Fails when the interview already exists, so that ingesting twice cannot mix two videos.
         On PostgreSQL the tables' id sequences are moved past the ids given here, so that the
         application's own inserts that follow do not collide with them.
         """
         try:
-            return self._ingest(session_id, interview_id, segments, session_name)
+            return self._ingest(session_id, interview_id, segments, session_name, facts)
         except IntegrityError as exc:  # a concurrent ingest took an id between the checks and here
             raise ConflictError(
                 f"interview {interview_id} or one of its segment ids is already in use; nothing was written"
             ) from exc
 
     def _ingest(
-        self, session_id: int, interview_id: int, segments: Sequence[Segment], session_name: str | None
+        self,
+        session_id: int,
+        interview_id: int,
+        segments: Sequence[Segment],
+        session_name: str | None,
+        facts: Mapping[str, Any] | None = None,
     ) -> list[int]:
         with self.engine.begin() as conn:
             if not conn.execute(
@@ -374,7 +382,50 @@ class Database:
             if conn.dialect.name == "postgresql":
                 for table in schema.INTERVIEWZ_TABLES:
                     _skip_given_ids(conn, table)
+            facts_table = schema.interview_facts
+            conn.execute(delete(facts_table).where(facts_table.c.interview_id == interview_id))
+            if facts:
+                conn.execute(
+                    insert(facts_table).values(interview_id=interview_id, updated_at=utcnow(), **facts)
+                )
         return ids
+
+    # Interview facts (ve_interview_facts) ------------------------------------------------------
+
+    def interview_facts(self, interview_id: int) -> dict[str, Any] | None:
+        """The interview's facts row (context, region, consent, ...); None when none was ever set."""
+        f = schema.interview_facts.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.interview_facts).where(f.interview_id == interview_id)).first()
+        return dict(row._mapping) if row else None
+
+    def set_interview_facts(self, interview_id: int, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Set these facts of an interview (checked by ``facts.check_facts``; the others stay as they
+        are, None clears one) and return its row; retried on transient faults (it is idempotent)."""
+        f = schema.interview_facts.c
+
+        def apply() -> dict[str, Any]:
+            now = utcnow()
+            with self.engine.begin() as conn:
+                changed = conn.execute(
+                    update(schema.interview_facts)
+                    .where(f.interview_id == interview_id)
+                    .values(**values, updated_at=now)
+                )
+                if changed.rowcount == 0:
+                    conn.execute(
+                        insert(schema.interview_facts).values(
+                            interview_id=interview_id, updated_at=now, **values
+                        )
+                    )
+                row = conn.execute(select(schema.interview_facts).where(f.interview_id == interview_id)).one()
+            return dict(row._mapping)
+
+        what = f"setting the facts of interview {interview_id}"
+        try:
+            return retrying(apply, what=what)
+        except IntegrityError:  # another request set its first facts between our update and insert
+            return retrying(apply, what=what)
 
     # Results ---------------------------------------------------------------------------------
 
@@ -482,6 +533,55 @@ class Database:
                 .order_by(s.start_ms, s.result_id)
             ).all()
         return [dict(row._mapping) for row in rows]
+
+    # The audit log (append-only: rows are added and read, never updated or deleted) ---------
+
+    def append_audit(self, values: dict[str, Any]) -> int:
+        """Add one row to ``ve_audit`` (``audit.record`` builds it); its id. Retried on transient
+        faults: a connection lost during COMMIT may leave the row in twice."""
+
+        def apply() -> int:
+            with self.engine.begin() as conn:
+                return conn.execute(insert(schema.audit_log).values(**values)).inserted_primary_key[0]
+
+        return retrying(apply, what=f"recording {values.get('action')} in the audit log")
+
+    def audit_entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        interview_id: int | None = None,
+        after_id: int = 0,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Audit rows oldest first (in the order written: by id), ``at`` from ``since`` up to and
+        including ``until`` (aware times; naive ones are UTC), with ids above ``after_id``; with the
+        count of all the filter's matches. ``limit`` None: all of them."""
+        a = schema.audit_log.c
+        where = [a.id > after_id] if after_id else []
+        for bound, compare in ((since, a.at.__ge__), (until, a.at.__le__)):
+            if bound is not None:
+                utc = bound.replace(tzinfo=UTC) if bound.tzinfo is None else bound.astimezone(UTC)
+                # SQLite keeps times as text without their offset: compare in UTC, as they are written.
+                sqlite = self.engine.dialect.name == "sqlite"
+                where.append(compare(utc.replace(tzinfo=None) if sqlite else utc))
+        if actor is not None:
+            where.append(a.actor == actor)
+        if action is not None:
+            where.append(a.action == action)
+        if interview_id is not None:
+            where.append(a.interview_id == interview_id)
+        with self.engine.connect() as conn:
+            count = select(func.count()).select_from(schema.audit_log).where(*where)
+            total = conn.execute(count).scalar_one()
+            rows = conn.execute(
+                select(schema.audit_log).where(*where).order_by(a.id).limit(limit).offset(offset)
+            ).all()
+        return [dict(row._mapping) for row in rows], total
 
     # Jobs ------------------------------------------------------------------------------------
 

@@ -178,4 +178,49 @@ segment_results = Table(
     Column("written_at", DateTime(timezone=True), nullable=False),
 )
 
-OWN_TABLES = (jobs, segment_results, job_chunks, job_attempts, webhook_deliveries)
+#: What is known of an interview beyond its video (``facts.py``): the context and region the policy
+#: gate reads, the recording's purpose, who recorded it and when, the notice shown, the consent.
+interview_facts = Table(
+    "ve_interview_facts",
+    metadata,
+    Column("interview_id", BigInteger, primary_key=True, autoincrement=False),  # = interviews.id
+    Column("context", String(64)),
+    Column("region", String(64)),
+    Column("purpose", Text),
+    Column("recorded_by", Text),
+    Column("recorded_at", DateTime(timezone=True)),
+    Column("notice", Text),  # the notice text the candidate was shown
+    Column("consent", Boolean),  # null: none recorded; false: refused or withdrawn
+    Column("consent_at", DateTime(timezone=True)),
+    Column("consent_by", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: The audit log (``audit.py``): who (API key id, ``open``, ``cli:<user>``) did what, when, with which
+#: model and parameters, and how it ended. Append-only: no update or delete in the code, and a trigger
+#: (migration 0006) refuses them. It names ids, never personal data: an erasure keeps its rows.
+audit_log = Table(
+    "ve_audit",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("actor", String(200), nullable=False, index=True),
+    Column("action", String(32), nullable=False, index=True),
+    Column("interview_id", BigInteger, index=True),
+    Column("job_id", String(36)),
+    Column("model_type", String(64)),
+    Column("engine", String(64)),
+    Column("parameters", Json, nullable=False),  # interval, force, format, ...
+    Column("outcome", String(32), nullable=False),  # the HTTP status, or the command's result
+    Column("client", String(64)),  # the caller's address
+)
+
+OWN_TABLES = (
+    jobs,
+    segment_results,
+    job_chunks,
+    job_attempts,
+    webhook_deliveries,
+    interview_facts,
+    audit_log,
+)

