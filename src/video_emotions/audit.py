@@ -39,6 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from video_emotions.api.auth import route_path
 from video_emotions.errors import ServiceUnavailableError
 from video_emotions.storage.db import Database, utcnow
 
@@ -384,15 +385,6 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("GET", "/v1/interviews"): "interview ids and analysis states, no results",
     ("GET", "/v1/interviews/{interview_id}"): "an interview's ids and analysis state, no results",
 }
-
-
-def route_path(scope: Scope) -> str:
-    """The request's path below the application's root path."""
-    path: str = scope.get("path", "")
-    root = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    return path or "/"
 
 
 # The middleware -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 
 from video_emotions.api import schemas
 from video_emotions.api.checks import check_request, is_job_id
+from video_emotions.api.paging import paginated
 from video_emotions.api.schemas import MAX_ID, JobState
 from video_emotions.context import ServiceContext
 from video_emotions.errors import InputError, NotFoundError
@@ -138,11 +139,8 @@ async def list_analyses(
     records, total = await run_in_threadpool(
         lambda: ctx.db.list_jobs(interview_id=interview_id, state=state, limit=limit, offset=offset)
     )
-    items = [await run_in_threadpool(_document, ctx, record.id) for record in records]
-    following = None
-    if offset + len(items) < total:
-        following = str(request.url.include_query_params(offset=offset + len(items), limit=limit))
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": following}
+    items = await run_in_threadpool(lambda: [_document(ctx, record.id) for record in records])
+    return paginated(request, items, total, limit=limit, offset=offset)
 
 
 @router.delete(

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from video_emotions.api import schemas
+from video_emotions.api.paging import paginated
 from video_emotions.api.schemas import MAX_ID
 from video_emotions.audit import ACTOR_PATTERN, AuditAction, as_utc, entry_document
 from video_emotions.context import ServiceContext
@@ -52,7 +53,4 @@ async def audit_log(
         )
     )
     items = [entry_document(row) for row in rows]
-    following = None
-    if offset + len(items) < total:
-        following = str(request.url.include_query_params(offset=offset + len(items), limit=limit))
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": following}
+    return paginated(request, items, total, limit=limit, offset=offset)

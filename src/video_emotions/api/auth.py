@@ -96,7 +96,8 @@ def presented_key(headers: Headers) -> str | None:
     return headers.get("x-api-key", "").strip() or None
 
 
-def _path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
+    """The request's path below the application's root path (what routes are matched on)."""
     path: str = scope.get("path", "")
     root = scope.get("root_path", "")
     if root and path.startswith(root):
@@ -130,7 +131,7 @@ class ApiKeyMiddleware:
         headers = Headers(scope=scope)
         method = scope.get("method", "GET")
         preflight = method == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
-        path = _path(scope)
+        path = route_path(scope)
         page_file = method in ("GET", "HEAD") and path.startswith(OPEN_PREFIXES)
         if not self._keys or preflight or (method, path) in OPEN_ROUTES or page_file:
             await self.app(scope, receive, send)

@@ -27,6 +27,7 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from starlette.requests import ClientDisconnect
 
 from video_emotions.api import schemas
+from video_emotions.api.paging import paginated
 from video_emotions.api.schemas import MAX_ID
 from video_emotions.context import ServiceContext
 from video_emotions.domain import Segment
@@ -451,10 +452,7 @@ async def list_interviews(
     ``next`` is the following page's URL."""
     ctx: ServiceContext = request.app.state.ctx
     items, total = await run_in_threadpool(interview_page, ctx.db, limit, offset)
-    following = None
-    if offset + len(items) < total:
-        following = str(request.url.include_query_params(offset=offset + len(items), limit=limit))
-    return {"items": items, "total": total, "limit": limit, "offset": offset, "next": following}
+    return paginated(request, items, total, limit=limit, offset=offset)
 
 
 @router.post(
