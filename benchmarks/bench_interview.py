@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,19 +25,11 @@ import imageio_ffmpeg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from inputs import CACHE, SHARED, BenchVideo, build_video  # noqa: E402
+
 from tests.service import run_service  # noqa: E402
 
 BUDGET_S = 300.0
-
-
-def build_video(shared: Path, out: Path, minutes: int) -> tuple[Path, Path]:
-    env = dict(os.environ, FFMPEG=imageio_ffmpeg.get_ffmpeg_exe())
-    script = shared / "bench" / "make_bench_video.sh"
-    done = subprocess.run(
-        ["bash", str(script), str(out), str(minutes)], env=env, capture_output=True, text=True, check=True
-    )
-    video = Path(done.stdout.strip().splitlines()[-1])
-    return video, out / f"interview_{minutes}min_segments.json"
 
 
 def decode_floor(video: Path) -> float:
@@ -88,13 +79,11 @@ def analyse(video: Path, segments: Path, workdir: Path) -> tuple[float, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=60)
-    parser.add_argument(
-        "--shared", type=Path, default=Path(os.environ.get("VE_SHARED_DIR", REPO.parent / "shared"))
-    )
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "video-emotions" / "bench")
+    parser.add_argument("--shared", type=Path, default=SHARED)
+    parser.add_argument("--cache", type=Path, default=CACHE)
     args = parser.parse_args()
 
-    video, segments = build_video(args.shared, args.cache, args.minutes)
+    video, segments = build_video(BenchVideo(args.minutes, 1280, 720), shared=args.shared, out=args.cache)
     speech = sum(s["end"] - s["start"] for s in json.loads(segments.read_text())) / 1000
     floor = decode_floor(video)
     with tempfile.TemporaryDirectory(prefix="ve-bench-") as tmp:

@@ -7,12 +7,12 @@ folder from the frames of ``../shared/data/videos/test.mp4`` (synthetic frames w
 is missing). Twenty segments cover 60% of the video. It prints the best of ``--repeat`` runs,
 wall-clock and CPU seconds (all threads), for:
 
-- naive: for each segment, seek to it and decode every frame up to its closing frame,
-  converting only the samples (the seed's way), with PyAV's default threading (slice
-  threads: one thread on single-slice H.264);
-- naive, threads: the same with frame and slice threads;
-- sampler, no skip: :func:`sample_frames` with decoder threads, every frame decoded;
-- sampler: :func:`sample_frames` as the service runs it (non-reference frames skipped);
+- naive: the seed's way (``seed.py``): for each segment, seek to it and decode every frame up
+  to its closing frame, converting only the samples;
+- sampler, no skip: :func:`sample_frames` on one decoder thread, every frame decoded;
+- sampler: :func:`sample_frames` on one decoder thread, non-reference frames skipped;
+- sampler, frame threads: the same with FFmpeg's frame threads (one per core);
+- parallel: :func:`sample_in_parallel` as the service runs it (one decoder per core);
 
 and checks that they all give the same samples. Ratios are the naive time over each time.
 CPU time is the cost that matters when several jobs share a machine.
@@ -32,8 +32,10 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.frame import PictureType
+from seed import seed_samples
 
 from video_emotions.domain import Segment
+from video_emotions.video.parallel import default_decoders, sample_in_parallel
 from video_emotions.video.sampler import sample_frames
 
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "videos" / "test.mp4"
@@ -92,37 +94,27 @@ def make_segments(duration: float, count: int = 20, coverage: float = 0.6) -> li
     return segments
 
 
-def naive(path: Path, segments: list[Segment], interval: float, *, threaded: bool = False) -> Samples:
-    """Per segment: seek before its start, decode every frame to the closing frame, convert the samples."""
-    found: Samples = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        if threaded:
-            stream.thread_type = "AUTO"
-        origin = stream.start_time or 0
-        for segment in sorted(segments, key=lambda s: (s.start, s.id)):
-            container.seek(origin + int(max(0.0, segment.start - 1.0) / stream.time_base), stream=stream)
-            taken: list[float] = []
-            target, last = segment.start, None
-            for frame in container.decode(stream):
-                t = float((frame.pts - origin) * stream.time_base)
-                last = (t, frame)
-                if t >= min(target, segment.end) - 1e-6:
-                    frame.to_ndarray(format="rgb24")
-                    taken.append(t)
-                    target = t + interval
-                    if t >= segment.end - 1e-6:
-                        break
-            else:  # the segment ends beyond the video: its last frame closes it
-                if last is not None and (not taken or taken[-1] != last[0]):
-                    last[1].to_ndarray(format="rgb24")
-                    taken.append(last[0])
-            found += [(segment.id, i, t) for i, t in enumerate(taken)]
-    return found
+def naive(path: Path, segments: list[Segment], interval: float) -> Samples:
+    """The seed's decoding (:func:`seed.seed_samples`), over the segments in order of start."""
+    ordered = sorted(segments, key=lambda s: (s.start, s.id))
+    return [(s.segment_id, s.index, s.time) for s in seed_samples(path, ordered, interval)]
 
 
-def sampler(path: Path, segments: list[Segment], interval: float, *, skip: bool = True) -> Samples:
-    samples = sample_frames(path, segments, interval, skip_nonref=skip)
+def sampler(
+    path: Path, segments: list[Segment], interval: float, *, skip: bool = True, threads: int = 1
+) -> Samples:
+    samples = sample_frames(path, segments, interval, skip_nonref=skip, threads=threads)
+    return [(s.segment_id, s.index, s.time) for s in samples]
+
+
+def parallel(path: Path, segments: list[Segment], interval: float) -> Samples:
+    """As the analysis samples (one decoder per core), in the order of start like the others."""
+    samples = [
+        s for _, s in sample_in_parallel(path, segments, interval, decoders=default_decoders(), depth=32)
+    ]
+    samples.sort(
+        key=lambda s: (next(g.start for g in segments if g.id == s.segment_id), s.segment_id, s.index)
+    )
     return [(s.segment_id, s.index, s.time) for s in samples]
 
 
@@ -157,17 +149,18 @@ def main() -> None:
         segments = make_segments(duration)
         runs: dict[str, Callable[[], Samples]] = {
             "naive": lambda: naive(path, segments, args.interval),
-            "naive, threads": lambda: naive(path, segments, args.interval, threaded=True),
             "sampler, no skip": lambda: sampler(path, segments, args.interval, skip=False),
             "sampler": lambda: sampler(path, segments, args.interval),
+            "sampler, frame threads": lambda: sampler(path, segments, args.interval, threads=0),
+            "parallel": lambda: parallel(path, segments, args.interval),
         }
         results = {name: best_of(args.repeat, run) for name, run in runs.items()}
     naive_wall, naive_cpu, reference = results["naive"]
-    print(f"{'':18} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
+    print(f"{'':22} {'wall':>8} {'ratio':>6} {'cpu':>8} {'ratio':>6}")
     for name, (wall, cpu, samples) in results.items():
         same = "same samples" if samples == reference else "DIFFERENT SAMPLES"
         print(
-            f"{name:18} {wall:7.3f}s {naive_wall / wall:5.2f}x {cpu:7.3f}s {naive_cpu / cpu:5.2f}x"
+            f"{name:22} {wall:7.3f}s {naive_wall / wall:5.2f}x {cpu:7.3f}s {naive_cpu / cpu:5.2f}x"
             f"  {len(samples)} samples, {same}"
         )
     if any(samples != reference for *_, samples in results.values()):

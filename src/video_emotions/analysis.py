@@ -1,22 +1,21 @@
 """Segments + video + engine → per-segment results. No database, no network: pure analysis.
 
-Decoding and inference overlap: the sampler runs in a thread of its own and hands frames
-through a small queue to the engine, which classifies them in batches.
+Decoding and inference overlap: decoders (one per core, :mod:`video_emotions.video.parallel`)
+run in threads of their own and hand frames through a small queue to the engine, which
+classifies them in batches.
 """
 
 from __future__ import annotations
 
-import contextvars
 import math
-import queue
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from video_emotions.domain import FrameResult, Sample, Segment, SegmentResult
 from video_emotions.errors import InputError
 from video_emotions.observability.metrics import time_model
-from video_emotions.video.sampler import MAX_PIXELS, Coverage, probe, sample_frames, validate_segments
+from video_emotions.video.parallel import default_decoders, sample_in_parallel
+from video_emotions.video.sampler import MAX_PIXELS, Coverage, VideoInfo, probe, validate_segments
 from video_emotions.vision.engine import EmotionEngine
 
 #: Frames classified together: big enough for batching to pay, small enough to keep memory low.
@@ -33,9 +32,6 @@ def batching(width: int, height: int) -> tuple[int, int]:
     return batch, max(1, min(2 * BATCH_SIZE, frames - batch))
 
 
-_DONE = object()
-
-
 def expected_samples(segments: Sequence[Segment], interval: float, duration: float) -> int:
     """About how many frames the sampling rule takes (for progress bars)."""
     total = 0
@@ -43,43 +39,6 @@ def expected_samples(segments: Sequence[Segment], interval: float, duration: flo
         length = max(0.0, min(segment.end, duration) - segment.start)
         total += math.ceil(length / interval) + 1
     return total
-
-
-def _background(samples: Iterator[Sample], depth: int) -> Iterator[Sample]:
-    """Run ``samples`` in a thread, ``depth`` frames ahead of the consumer; re-raise its errors here."""
-    handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for sample in samples:
-                if stop.is_set():
-                    return
-                handoff.put(sample)
-            handoff.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            handoff.put(exc)
-
-    # With a copy of the caller's context: what the sampler logs carries the job's id.
-    context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(produce,), name="frame-sampler", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            assert isinstance(item, Sample)
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                handoff.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
 
 
 def analyse_video(
@@ -90,14 +49,15 @@ def analyse_video(
     interval: float,
     progress: Callable[[int, int, int], None] | None = None,
     max_pixels: int = MAX_PIXELS,
+    decoders: int | None = None,
 ) -> list[SegmentResult]:
     """Sample each segment of ``path`` and estimate the candidate's expression in every sample.
 
     Returns one result per segment, in the order given. ``progress(samples_done, samples_expected,
     segments_done)`` is called after each batch and once at the end; an exception it raises stops
     the analysis. A video cut short is analysed as far as it decodes: the results of the segments
-    it does not cover say so (``decoded_until``). Raises InputError for a video or segments the
-    analysis cannot use.
+    it does not cover say so (``decoded_until``). ``decoders``: how many decode at once (None: one
+    per core). Raises InputError for a video or segments the analysis cannot use.
     """
     if not segments:
         raise InputError("no candidate segments to analyse")
@@ -106,36 +66,21 @@ def analyse_video(
     info = probe(path, max_pixels=max_pixels)
     validate_segments(segments, info)
     expected = expected_samples(segments, interval, info.duration)
-    results = {segment.id: SegmentResult(segment) for segment in segments}
-    done = 0
-    batch: list[Sample] = []
-    begun: list[int] = []  # the segments whose samples have begun, in the sampler's order
+    offset = 0  # samples of a first pass that was done again
 
-    def flush() -> None:
-        nonlocal done
-        with time_model(engine.name):
-            estimates = engine.estimate([sample.image for sample in batch])
-        for sample, estimate in zip(batch, estimates, strict=True):
-            results[sample.segment_id].frames.append(FrameResult(sample.index, sample.time, estimate))
-            if not begun or begun[-1] != sample.segment_id:
-                begun.append(sample.segment_id)
-        done += len(batch)
-        batch.clear()
+    def report(done: int, finished: int) -> None:
         if progress is not None:
-            # A segment is done once the next one has begun: its closing sample came first.
-            progress(done, max(expected, done), max(len(begun) - 1, 0))
+            progress(offset + done, offset + max(expected, done), finished)
 
-    coverage = Coverage()
-    samples = sample_frames(path, segments, interval, threads=0, coverage=coverage, max_pixels=max_pixels)
-    batch_size, depth = batching(info.width, info.height)
-    for sample in _background(samples, depth=depth):
-        batch.append(sample)
-        if len(batch) == batch_size:
-            flush()
-    if batch:
-        flush()
+    decoders = default_decoders() if decoders is None else decoders
+    results, coverage, done = _estimate(path, segments, engine, interval, info, decoders, max_pixels, report)
+    if coverage.decoded_until is not None and decoders > 1:
+        # Cut short: where decoding stops depends on the path a decoder took to it, and decoders
+        # that went different ways disagree by a frame or two. One decoder gives one answer.
+        offset = done
+        results, coverage, done = _estimate(path, segments, engine, interval, info, 1, max_pixels, report)
     if progress is not None:
-        progress(done, done, len(segments))
+        progress(offset + done, offset + done, len(segments))
     if coverage.decoded_until is not None:
         end = coverage.decoded_until
         for result in results.values():
@@ -147,3 +92,49 @@ def analyse_video(
                 missed = math.ceil((result.segment.end - max(result.segment.start, end)) / interval)
                 result.uncovered_samples = missed if result.frames else missed + 1
     return [results[segment.id] for segment in segments]
+
+
+def _estimate(
+    path: Path,
+    segments: Sequence[Segment],
+    engine: EmotionEngine,
+    interval: float,
+    info: VideoInfo,
+    decoders: int,
+    max_pixels: int,
+    report: Callable[[int, int], None],
+) -> tuple[dict[int, SegmentResult], Coverage, int]:
+    """One pass: every sample through the engine. The results by segment id, where decoding
+    stopped, and the samples done; ``report(samples_done, segments_done)`` after each batch."""
+    results = {segment.id: SegmentResult(segment) for segment in segments}
+    done = 0
+    batch: list[tuple[int, Sample]] = []
+    current: dict[int, int] = {}  # per decoder, the segment whose samples it is giving
+    finished = 0  # segments whose samples are all in (their decoder went on to another one)
+
+    def flush() -> None:
+        nonlocal done, finished
+        with time_model(engine.name):
+            estimates = engine.estimate([sample.image for _, sample in batch])
+        for (decoder, sample), estimate in zip(batch, estimates, strict=True):
+            results[sample.segment_id].frames.append(FrameResult(sample.index, sample.time, estimate))
+            # A segment is done once its decoder has begun the next: its closing sample came first.
+            if current.setdefault(decoder, sample.segment_id) != sample.segment_id:
+                finished += 1
+                current[decoder] = sample.segment_id
+        done += len(batch)
+        batch.clear()
+        report(done, finished)
+
+    coverage = Coverage()
+    batch_size, depth = batching(info.width, info.height)
+    samples = sample_in_parallel(
+        path, segments, interval, decoders=decoders, depth=depth, coverage=coverage, max_pixels=max_pixels
+    )
+    for item in samples:
+        batch.append(item)
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
+    return results, coverage, done

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from video_emotions.analysis import _background
-from video_emotions.domain import Sample
+from video_emotions.domain import Sample, Segment
 from video_emotions.observability.logs import JobContextFilter, JsonFormatter, current_job, job_context
+from video_emotions.video import parallel
 
 
 class Collect(logging.Handler):
@@ -104,19 +104,35 @@ def test_concurrent_jobs_keep_their_own_ids(collected: Collect) -> None:
     }
 
 
-def test_the_frame_sampler_thread_logs_with_the_job_id(collected: Collect) -> None:
+def test_the_frame_sampler_threads_log_with_the_job_id(
+    collected: Collect, monkeypatch: pytest.MonkeyPatch
+) -> None:
     logger = logging.getLogger("tests.observability")
 
-    def samples() -> Iterator[Sample]:
+    def sample_frames(path: object, segments: list[Segment], *_: object, **__: object) -> Iterator[Sample]:
         logger.info("sampling in %s", threading.current_thread().name)
-        for index in range(3):
-            yield Sample(1, index, float(index), np.zeros((2, 2, 3), np.uint8))
+        for segment in segments:
+            for index in range(3):
+                yield Sample(segment.id, index, float(index), np.zeros((2, 2, 3), np.uint8))
 
+    # What the sampler logs stands in for; the threads and their context are the real ones.
+    monkeypatch.setattr(parallel, "sample_frames", sample_frames)
+    segments = [Segment(1, 0.0, 3.0), Segment(2, 5.0, 8.0)]
     with job_context("job-7", 0):
-        assert [sample.index for sample in _background(samples(), depth=2)] == [0, 1, 2]
-    (record,) = collected.records
-    assert record.getMessage() == "sampling in frame-sampler"
-    assert (record.job_id, record.chunk) == ("job-7", 0)
+        got = list(parallel.sample_in_parallel(None, segments, 1.0, decoders=2, depth=2))  # type: ignore[arg-type]
+    assert sorted((number, s.segment_id, s.index) for number, s in got) == [
+        (0, 1, 0),
+        (0, 1, 1),
+        (0, 1, 2),
+        (1, 2, 0),
+        (1, 2, 1),
+        (1, 2, 2),
+    ]
+    assert sorted(record.getMessage() for record in collected.records) == [
+        "sampling in frame-sampler-0",
+        "sampling in frame-sampler-1",
+    ]
+    assert {(record.job_id, record.chunk) for record in collected.records} == {("job-7", 0)}
 
 
 NATIVE_SCRIPT = textwrap.dedent(
