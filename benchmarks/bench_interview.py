@@ -20,25 +20,16 @@ import time
 from pathlib import Path
 
 import httpx
-import imageio_ffmpeg
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import measure_ffmpeg  # noqa: E402
 from inputs import CACHE, SHARED, BenchVideo, build_video  # noqa: E402
 
 from tests.service import run_service  # noqa: E402
 
 BUDGET_S = 300.0
-
-
-def decode_floor(video: Path) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(video), "-vf", "fps=1", "-f", "null", "-"],
-        check=True,
-    )
-    return time.perf_counter() - started
 
 
 def analyse(video: Path, segments: Path, workdir: Path) -> tuple[float, dict]:
@@ -85,7 +76,7 @@ def main() -> None:
 
     video, segments = build_video(BenchVideo(args.minutes, 1280, 720), shared=args.shared, out=args.cache)
     speech = sum(s["end"] - s["start"] for s in json.loads(segments.read_text())) / 1000
-    floor = decode_floor(video)
+    floor = measure_ffmpeg(video).seconds
     with tempfile.TemporaryDirectory(prefix="ve-bench-") as tmp:
         seconds, emotions = analyse(video, segments, Path(tmp))
     samples = sum(s["summary"]["frames"] for s in emotions["segments"])

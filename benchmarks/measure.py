@@ -18,10 +18,11 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import av
+from inputs import CACHE, REPO
 from seed import run_seed
 
 from video_emotions.analysis import analyse_video, batching
@@ -32,9 +33,6 @@ from video_emotions.video.parallel import default_decoders, sample_in_parallel
 from video_emotions.video.sampler import probe
 from video_emotions.vision.engine import EmotionEngine
 from video_emotions.vision.registry import ModelRegistry
-
-REPO = Path(__file__).resolve().parents[1]
-CACHE = Path.home() / ".cache" / "video-emotions" / "bench"
 
 #: What one run counted: samples, and samples with a face (None where no model ran).
 Counts = tuple[int, int | None]
@@ -127,7 +125,7 @@ def versions(kind: str) -> dict[str, str]:
     for package in packages:
         try:
             found[package] = version(package)
-        except Exception:
+        except PackageNotFoundError:  # not installed in this environment
             continue
     return found
 
