@@ -18,6 +18,7 @@ import pytest
 
 from video_emotions.domain import Sample, Segment
 from video_emotions.errors import InputError, NotFoundError
+from video_emotions.video import sampler
 from video_emotions.video.sampler import (
     Coverage,
     VideoInfo,
@@ -201,6 +202,33 @@ def test_a_whole_shared_video(woman2_mp4: Path) -> None:
     samples = list(sample_frames(woman2_mp4, [segment], 1.0))
     assert [s.time for s in samples] == plan_sample_times(times, segment, 1.0)
     assert len(samples) == 17 and samples[-1].time == times[-1]
+
+
+def test_decoding_starts_at_the_keyframe_a_sample_sits_on(
+    video_10fps: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment starting on a keyframe is decoded from that keyframe, not from the one before it
+    (a whole group of frames decoded for nothing: P-frames run further ahead of their decoding
+    time than keyframes do), and so is a sample on a keyframe inside a segment."""
+    decoded: list[float] = []
+    frame_time = sampler._Pass._frame_time
+
+    def recording(self: sampler._Pass, frame: av.VideoFrame) -> float:
+        decoded.append(frame_time(self, frame))
+        return decoded[-1]
+
+    monkeypatch.setattr(sampler._Pass, "_frame_time", recording)
+    segments = [Segment(1, 0.0, 0.5), Segment(2, 4.0, 4.5), Segment(3, 6.5, 8.0)]
+    samples = by_segment(list(sample_frames(video_10fps, segments, 1.0)))
+    assert {key: [s.time for s in value] for key, value in samples.items()} == {
+        1: [0.0, 0.5],
+        2: [4.0, 4.5],
+        3: [6.5, 7.5, 8.0],
+    }
+    assert [frame_number(s.image) for s in samples[3]] == [65, 75, 80]
+    # Keyframes every 2 s: nothing between the first segment and the keyframe at 4 s, nor
+    # from the second segment's end to the keyframe at 6 s.
+    assert not [time for time in decoded if 0.8 < time < 4.0 - 1e-6 or 4.8 < time < 6.0 - 1e-6]
 
 
 def test_image_is_rgb_uint8(video_10fps: Path) -> None:

@@ -85,6 +85,19 @@ def test_grayscale_uses_bt601_weights_like_opencv(rgb: tuple[int, int, int], lum
     assert (crop == luma).all()
 
 
+def test_grayscale_rounds_like_opencv_on_every_pixel() -> None:
+    """Mixed colours: OpenCV's COLOR_RGB2GRAY, (4899 R + 9617 G + 1868 B + 8192) >> 14, pixel by pixel."""
+    image = np.random.default_rng(7).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    expected = [
+        [(4899 * int(r) + 9617 * int(g) + 1868 * int(b) + 8192) >> 14 for r, g, b in row] for row in image
+    ]
+
+    # A crop of the whole image at its own size: the gray pixels, not resized.
+    crop = crop_face(image, Face(x=0, y=0, width=40, height=40, score=0.9), margin=0.0, size=40)
+
+    assert crop.tolist() == expected
+
+
 def test_crop_faces_batches_single_crops() -> None:
     images = [square_on_grey((300, 100, 80, 100)), square_on_grey((50, 200, 60, 60))]
     faces = [

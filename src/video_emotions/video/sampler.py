@@ -278,12 +278,14 @@ class _Pass:
         self._interval = interval
         self._origin = stream.start_time or 0
         self._index = stream.index_entries
+        self._file_size = path.stat().st_size
         # Decoding timestamp of the latest packet read (decoding starts at the first keyframe).
         self._read_dts = self._index[0].timestamp if len(self._index) else -math.inf
         # The decoding timestamp of the last packet the index lists.
         self._final_dts = next((e.timestamp for e in reversed(self._index) if not e.is_discard), -math.inf)
-        # The most a packet's presentation timestamp was seen ahead of its decoding timestamp.
-        self._reorder = 0
+        # The most a keyframe's presentation timestamp was seen ahead of its decoding timestamp
+        # (other frames run further ahead: a P-frame is shown after the B-frames decoded after it).
+        self._key_reorder = 0
         # Packets earlier than this are never skipped (-inf: skipping is off).
         skippable = skip_nonref and self._codec.name in _NONREF_CODECS and math.isfinite(info.duration)
         self._skip_ceiling = info.duration - _TAIL_S if skippable else -math.inf
@@ -337,26 +339,30 @@ class _Pass:
             self._seek(start)
 
     def _worth_seeking(self, time: float) -> bool:
-        """Whether seeking to ``time`` spares decoding: its keyframe has not been read yet."""
+        """Whether seeking to ``time`` spares decoding: its keyframe has not been read yet, and the
+        file holds it (a recording cut short lists keyframes past its end: decoding on finds the end)."""
         if len(self._index) < 2:  # no index, or one still to be read (Matroska's cues)
             position = self._last[0] if self._last is not None else 0.0
             return time - position > SEEK_GAP_S
-        entry = self._index.search_timestamp(self._seek_timestamp(time))
-        return entry >= 0 and self._index[entry].timestamp > self._read_dts
+        # The index lists decoding timestamps: a keyframe shown at ``time`` is listed its reorder
+        # delay earlier.
+        found = self._index.search_timestamp(self._timestamp(time) - self._key_reorder)
+        if found < 0:
+            return False
+        entry = self._index[found]
+        return entry.timestamp > self._read_dts and entry.pos + entry.size <= self._file_size
 
-    def _seek_timestamp(self, time: float) -> int:
-        """Where to seek for a keyframe shown at or before ``time``.
-
-        Containers find keyframes by decoding timestamp, which runs behind the presentation
-        timestamp by up to the reorder delay.
-        """
-        return self._origin + int(time / self._stream.time_base) - self._reorder
+    def _timestamp(self, time: float) -> int:
+        return self._origin + int(time / self._stream.time_base)
 
     def _seek(self, start: float) -> None:
         """Put the decoder on a keyframe before ``start``.
 
-        Should the keyframe found show after ``start`` (a reorder delay longer than seen so
-        far), step further back until the first frame decoded is not later than ``start``.
+        Demuxers seek by presentation time (MP4, Matroska) or by decoding time: seeking by
+        ``start`` itself lands on the keyframe shown at or before it (a keyframe just before
+        ``start`` included, where seeking back by the reorder delay of other frames would land a
+        whole group of frames early), or on one shown after it. Then step back until the first
+        frame decoded is not later than ``start``.
         """
         back = 0.0
         while True:
@@ -366,7 +372,7 @@ class _Pass:
                 if from_origin:  # by container time: MPEG-TS lands on a later keyframe otherwise
                     self._container.seek(min(0, int(self._origin * self._stream.time_base * av.time_base)))
                 else:
-                    self._container.seek(self._seek_timestamp(target), stream=self._stream)
+                    self._container.seek(self._timestamp(target), stream=self._stream)
             except av.FFmpegError as err:
                 raise self._broken(err) from err
             self._frames = self._decode()
@@ -387,8 +393,8 @@ class _Pass:
             for packet in self._container.demux(self._stream):
                 if packet.dts is not None:
                     self._read_dts = packet.dts
-                    if packet.pts is not None:
-                        self._reorder = max(self._reorder, packet.pts - packet.dts)
+                    if packet.pts is not None and packet.is_keyframe:
+                        self._key_reorder = max(self._key_reorder, packet.pts - packet.dts)
                 self._choose_skip(packet)
                 for frame in self._codec.decode(packet):
                     if frame.width * frame.height > self._max_pixels:  # grown part way (a new SPS)
