@@ -51,6 +51,7 @@ from inputs import CACHE, REPO, SHARED, BenchVideo, build_video
 sys.path.insert(0, str(REPO))
 
 from tests.service import run_service, service_env
+from video_emotions.video.parallel import available_cores
 
 INPUTS = (
     BenchVideo(5, 1280, 720),
@@ -232,7 +233,7 @@ def machine() -> dict[str, object]:
     return {
         "platform": platform.platform(),
         "cpu": model or platform.processor(),
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": available_cores(),
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
     }
 

@@ -109,13 +109,10 @@ def sampler(
 
 def parallel(path: Path, segments: list[Segment], interval: float) -> Samples:
     """As the analysis samples (one decoder per core), in the order of start like the others."""
-    samples = [
-        s for _, s in sample_in_parallel(path, segments, interval, decoders=default_decoders(), depth=32)
-    ]
-    samples.sort(
-        key=lambda s: (next(g.start for g in segments if g.id == s.segment_id), s.segment_id, s.index)
-    )
-    return [(s.segment_id, s.index, s.time) for s in samples]
+    start = {segment.id: segment.start for segment in segments}
+    samples = sample_in_parallel(path, segments, interval, decoders=default_decoders(), depth=32)
+    ordered = sorted((start[s.segment_id], s.segment_id, s.index, s.time) for _, s in samples)
+    return [(segment_id, index, time) for _, segment_id, index, time in ordered]
 
 
 def best_of(repeat: int, run: Callable[[], Samples]) -> tuple[float, float, Samples]:

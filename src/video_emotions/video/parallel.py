@@ -30,16 +30,21 @@ MAX_DECODERS = 4
 _DONE = object()
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def default_decoders() -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(MAX_DECODERS, cores))
+    return min(MAX_DECODERS, available_cores())
 
 
 def deal(segments: Sequence[Segment], decoders: int) -> list[list[Segment]]:
     """The segments in order of start, dealt out in turn to at most ``decoders`` shares (none empty)."""
     ordered = sorted(segments, key=lambda s: (s.start, s.id))
-    shares = [ordered[i :: max(1, decoders)] for i in range(max(1, decoders))]
-    return [share for share in shares if share]
+    count = max(1, decoders)
+    return [share for share in (ordered[i::count] for i in range(count)) if share]
 
 
 def sample_in_parallel(
