@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HEAVY_VENV ?= .venv-heavy
 HEAVY_STAMP := $(HEAVY_VENV)/.installed-stamp
 
-.PHONY: install models run test lint bench bench-throughput bench-parts bench-interview clean
+.PHONY: install models run test lint bench bench-moving bench-throughput bench-parts bench-interview clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: models lint heavy-env
 bench: models heavy-env
 	$(BIN)/python benchmarks/bench.py; status=$$?; $(BIN)/python benchmarks/bench_throughput.py && exit $$status
 
+# The reference interview moving all along (the shared script's repeats one frame two thirds of the
+# time): benchmarks/results_moving.json. FOOTAGE=moving for bench-interview does the same there.
+bench-moving: models heavy-env
+	$(BIN)/python benchmarks/bench.py --footage moving --inputs 10min_720p --out benchmarks/results_moving.json
+
 bench-throughput: models
 	$(BIN)/python benchmarks/bench_throughput.py
 
@@ -46,7 +51,7 @@ bench-parts: models
 	$(BIN)/python benchmarks/bench_sampler.py
 
 bench-interview: models
-	$(BIN)/python benchmarks/bench_interview.py --minutes 60
+	$(BIN)/python benchmarks/bench_interview.py --minutes 60 --footage $(or $(FOOTAGE),shared)
 
 .PHONY: eval train train-env heavy-env
 

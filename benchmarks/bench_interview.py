@@ -5,6 +5,7 @@ Builds the benchmark interview with ``../shared/bench/make_bench_video.sh`` (cac
 default, ingests the video with the candidate's segments (60% of the time), and times
 ``POST /analyse_video`` as the middleware sends it. Beside it: the decode floor, FFmpeg
 decoding the whole video to 1 fps (``ffmpeg -i VIDEO -vf fps=1 -f null -``), in the same run.
+``--footage moving``: the interview built moving all along (see ``inputs.py``), as a real one is.
 
 Run: ``make bench-interview`` (or ``.venv/bin/python benchmarks/bench_interview.py --minutes 10``).
 """
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import measure_ffmpeg  # noqa: E402
-from inputs import CACHE, SHARED, BenchVideo, build_video  # noqa: E402
+from inputs import CACHE, FOOTAGE, SHARED, BenchVideo, build_video, repeated_frame_share  # noqa: E402
 
 from tests.service import run_service  # noqa: E402
 
@@ -72,9 +73,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--shared", type=Path, default=SHARED)
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--footage", choices=FOOTAGE, default="shared")
     args = parser.parse_args()
 
-    video, segments = build_video(BenchVideo(args.minutes, 1280, 720), shared=args.shared, out=args.cache)
+    video, segments = build_video(
+        BenchVideo(args.minutes, 1280, 720), shared=args.shared, out=args.cache, footage=args.footage
+    )
     speech = sum(s["end"] - s["start"] for s in json.loads(segments.read_text())) / 1000
     floor = measure_ffmpeg(video).seconds
     with tempfile.TemporaryDirectory(prefix="ve-bench-") as tmp:
@@ -83,7 +87,8 @@ def main() -> None:
     with_face = sum(s["summary"]["frames_with_face"] for s in emotions["segments"])
     print(
         f"\n{video.name}: {args.minutes} min, candidate speaks {speech:.0f} s in "
-        f"{len(emotions['segments'])} segments; {samples} samples, face in {with_face}"
+        f"{len(emotions['segments'])} segments; {samples} samples, face in {with_face}; "
+        f"{repeated_frame_share(video):.0%} of its frames repeat the one before"
     )
     print(f"{'what':<40}{'seconds':>10}{'ratio':>10}")
     print(f"{'POST /analyse_video (default model)':<40}{seconds:>10.1f}{'1.00':>10}")
